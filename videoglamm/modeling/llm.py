@@ -1,0 +1,79 @@
+"""The language model: `transformers` Phi-3, with LoRA applied and merged through `peft`.
+
+A preset model carries no adapter tensors (released checkpoints have their LoRA merged), so LoRA is a
+fine-tuning step: `apply_lora` wraps the LLM for training and `merge_lora` folds it back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from videoglamm.config import LLMConfig, LoRAConfig
+
+if TYPE_CHECKING:
+    from transformers import Phi3ForCausalLM
+
+
+def build_llm(cfg: LLMConfig) -> "Phi3ForCausalLM":
+    """A randomly initialised Phi-3 causal LM of the configured size (on the current default device)."""
+    from transformers import Phi3ForCausalLM
+
+    model = Phi3ForCausalLM(cfg.to_phi3())
+    model.generation_config.do_sample = False  # deterministic unless a caller asks for sampling
+    return model
+
+
+def causal_lm(llm: nn.Module) -> "Phi3ForCausalLM":
+    """The underlying `Phi3ForCausalLM`, whether or not LoRA currently wraps it."""
+    from peft import PeftModel
+
+    return llm.get_base_model() if isinstance(llm, PeftModel) else llm
+
+
+def has_lora(llm: nn.Module) -> bool:
+    from peft import PeftModel
+
+    return isinstance(llm, PeftModel)
+
+
+def set_llm_trainable(llm: nn.Module) -> None:
+    """Trainable in the LLM: LoRA tensors (when present), `embed_tokens` and `lm_head`; all else frozen."""
+    base = causal_lm(llm)
+    for name, param in llm.named_parameters():
+        param.requires_grad = "lora_" in name
+    base.get_input_embeddings().weight.requires_grad = True
+    base.get_output_embeddings().weight.requires_grad = True
+
+
+def wrap_with_lora(llm: nn.Module, cfg: LoRAConfig) -> nn.Module:
+    """Return `llm` wrapped by a peft LoRA on exactly `cfg.target_modules` (matched by module-name suffix).
+
+    Raises:
+        ValueError: when it is already wrapped, or when no module matches a target.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if has_lora(llm):
+        raise ValueError("LoRA is already applied to this model; merge it first")
+    names = [name for name, module in llm.named_modules() if isinstance(module, nn.Linear)]
+    for target in cfg.target_modules:
+        if not any(n == target or n.endswith("." + target) for n in names):
+            raise ValueError(f"LoRA target {target!r} matches no linear layer of the LLM")
+    lora = LoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none",
+        target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
+    )
+    wrapped = get_peft_model(llm, lora)
+    set_llm_trainable(wrapped)
+    return wrapped
+
+
+def unwrap_merged(llm: nn.Module) -> nn.Module:
+    """Merge LoRA into the base weights and return the plain `Phi3ForCausalLM` (no adapter tensors)."""
+    if not has_lora(llm):
+        raise ValueError("no LoRA to merge")
+    merged = llm.merge_and_unload()
+    set_llm_trainable(merged)
+    return merged

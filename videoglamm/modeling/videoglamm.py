@@ -1,0 +1,257 @@
+"""VideoGLaMM: dual vision encoder -> V->L adapters -> Phi-3 (+LoRA) -> [SEG] -> L->V projector -> SAM2.
+
+The model composes parts that the builders make from one `VideoGLaMMConfig`; tests pass tiny parts in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videoglamm.config import LoRAConfig, VideoGLaMMConfig
+from videoglamm.errors import ConfigError, ShapeMismatchError, TokenCountError
+from videoglamm.modeling.adapters import VisionAdapter
+from videoglamm.modeling.llm import build_llm, causal_lm, has_lora, set_llm_trainable, unwrap_merged, wrap_with_lora
+from videoglamm.modeling.losses import mask_bce, mask_dice
+from videoglamm.modeling.outputs import VideoGLaMMOutput
+from videoglamm.modeling.seg_projector import SegProjector, seg_hidden_positions
+from videoglamm.processing.tokens import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from transformers import Phi3ForCausalLM
+
+
+class VideoGLaMM(nn.Module):
+    """The VideoGLaMM model.
+
+    Args:
+        config: the full configuration.
+        image_tower, video_tower, llm, mask_decoder: optional prebuilt parts (built from `config` if None).
+
+    Trainable after construction: both adapters (unless `adapter.trainable` is False), the SEG projector,
+    `embed_tokens`, `lm_head`, and the SAM2 mask decoder when `sam2.train_mask_decoder`. LoRA adds its
+    tensors through `apply_lora`.
+    """
+
+    def __init__(
+        self,
+        config: VideoGLaMMConfig,
+        *,
+        image_tower: nn.Module | None = None,
+        video_tower: nn.Module | None = None,
+        llm: nn.Module | None = None,
+        mask_decoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        from videoglamm.modeling.image_tower import build_image_tower
+        from videoglamm.modeling.mask_decoder import build_mask_decoder
+        from videoglamm.modeling.video_tower import build_video_tower
+
+        self.config = config
+        hidden = config.llm.hidden_size
+        self.image_tower = image_tower if image_tower is not None else build_image_tower(config.image_tower)
+        self.video_tower = video_tower if video_tower is not None else build_video_tower(config.video_tower)
+        self.image_adapter = VisionAdapter(config.image_tower.width, hidden, config.adapter.image_pool)
+        self.video_adapter = VisionAdapter(config.video_tower.width, hidden, config.adapter.video_pool)
+        self.llm = llm if llm is not None else build_llm(config.llm)
+        self.seg_projector = SegProjector(hidden, config.seg_projector.out_dim)
+        self.mask_decoder = mask_decoder if mask_decoder is not None else build_mask_decoder(config.sam2)
+        if self.mask_decoder.prompt_dim != config.seg_projector.out_dim:
+            raise ConfigError(
+                f"seg_projector.out_dim ({config.seg_projector.out_dim}) must equal the SAM2 prompt width "
+                f"({self.mask_decoder.prompt_dim})"
+            )
+        self._declare_trainable()
+
+    # -- trainable set -----------------------------------------------------------------------------
+    def _declare_trainable(self) -> None:
+        for tower in (self.image_tower, self.video_tower):
+            tower.requires_grad_(False)
+        for adapter in (self.image_adapter, self.video_adapter):
+            adapter.requires_grad_(self.config.adapter.trainable)
+        self.seg_projector.requires_grad_(True)
+        set_llm_trainable(self.llm)
+        # The mask decoder declares its own frozen/trainable split from the SAM2 config.
+
+    def trainable_parameter_names(self) -> list[str]:
+        return [name for name, p in self.named_parameters() if p.requires_grad]
+
+    def apply_lora(self, cfg: LoRAConfig | None = None) -> None:
+        """Wrap the LLM with LoRA (on `cfg.target_modules`, default from the config) for fine-tuning."""
+        self.llm = wrap_with_lora(self.llm, cfg or self.config.lora)
+
+    def merge_lora(self) -> None:
+        """Fold LoRA into the LLM weights; the model then has the preset's exact parameter names."""
+        self.llm = unwrap_merged(self.llm)
+
+    @property
+    def has_lora(self) -> bool:
+        return has_lora(self.llm)
+
+    @property
+    def language_model(self) -> "Phi3ForCausalLM":
+        return causal_lm(self.llm)
+
+    @property
+    def device(self) -> torch.device:
+        return self.seg_projector.fc1.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.seg_projector.fc1.weight.dtype
+
+    # -- vision ------------------------------------------------------------------------------------
+    def encode_video(self, pixel_values_image: torch.Tensor, pixel_values_video: torch.Tensor) -> torch.Tensor:
+        """Visual tokens for the LLM: every frame's CLIP tokens, then every frame's InternVideo2 tokens.
+
+        Args:
+            pixel_values_image: (B, T, 3, Si, Si) CLIP views.
+            pixel_values_video: (B, T, 3, Sv, Sv) InternVideo2 views (T a multiple of the segment length).
+
+        Returns:
+            (B, T * (image_pool² + video_pool²), hidden).
+        """
+        b, t = pixel_values_image.shape[:2]
+        if pixel_values_video.shape[:2] != (b, t):
+            raise ShapeMismatchError(
+                f"image views {tuple(pixel_values_image.shape[:2])} and video views "
+                f"{tuple(pixel_values_video.shape[:2])} must have the same (B, T)"
+            )
+        with torch.no_grad():
+            image_feats = self.image_tower(pixel_values_image.flatten(0, 1))  # (B*T, gi², Ci)
+            video_feats = self.video_tower(pixel_values_video)  # (B, T, gv², Cv)
+        image_tokens = self.image_adapter(image_feats.to(self.dtype)).reshape(b, -1, self.config.llm.hidden_size)
+        video_tokens = self.video_adapter(video_feats.flatten(0, 1).to(self.dtype))
+        video_tokens = video_tokens.reshape(b, -1, self.config.llm.hidden_size)
+        return torch.cat([image_tokens, video_tokens], dim=1)
+
+    def embed_inputs(self, input_ids: torch.Tensor, visual_tokens: torch.Tensor) -> torch.Tensor:
+        """Token embeddings with the video placeholders replaced by `visual_tokens`, by id.
+
+        Raises:
+            TokenCountError: when a sample's placeholder count differs from its number of visual tokens.
+        """
+        placeholder = input_ids == self.config.tokens.video_token_id
+        counts = placeholder.sum(1)
+        expected = visual_tokens.shape[1]
+        bad = [(i, int(c)) for i, c in enumerate(counts.tolist()) if c != expected]
+        if bad:
+            raise TokenCountError(
+                f"video placeholder count per sample {bad} (sample, count) differs from the {expected} visual "
+                "tokens of one video; build inputs with VideoGLaMMProcessor for this config"
+            )
+        embeds = self.language_model.get_input_embeddings()(input_ids.masked_fill(placeholder, 0))
+        return embeds.masked_scatter(placeholder.unsqueeze(-1), visual_tokens.to(embeds.dtype))
+
+    # -- training forward --------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values_image: torch.Tensor,
+        pixel_values_video: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        sam_pixel_values: torch.Tensor | None = None,
+        masks: list[torch.Tensor] | None = None,
+        frame_indices: torch.Tensor | None = None,
+        original_sizes: torch.Tensor | None = None,
+    ) -> VideoGLaMMOutput:
+        """Teacher-forced forward with losses.
+
+        Args:
+            input_ids, attention_mask, labels: (B, L) from `VideoGLaMMProcessor`.
+            pixel_values_image, pixel_values_video: encoder views (B, T, 3, S, S).
+            sam_pixel_values: (B, Ts, 3, S, S) SAM2 views of the supervised frames.
+            masks: per sample float (num_seg, Ts, H, W); the k-th mask supervises the k-th `[SEG]`.
+            frame_indices, original_sizes: bookkeeping from the processor (not used by the forward).
+
+        Returns:
+            `VideoGLaMMOutput`.
+
+        Raises:
+            TokenCountError: placeholder or `[SEG]`/mask count mismatch.
+        """
+        visual = self.encode_video(pixel_values_image, pixel_values_video)
+        embeds = self.embed_inputs(input_ids, visual)
+        lm = self.language_model
+        hidden = lm.model(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        logits = lm.lm_head(hidden)
+        lm_loss = None
+        if labels is not None:
+            lm_loss = F.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
+            )
+        seg_embeddings = self.seg_embeddings(input_ids, hidden)
+        pred_masks: list[torch.Tensor] = []
+        bce = dice = None
+        if masks is not None:
+            pred_masks, bce, dice = self._mask_losses(seg_embeddings, sam_pixel_values, masks)
+        loss = None
+        if lm_loss is not None:
+            w = self.config.loss
+            loss = w.ce_weight * lm_loss
+            if bce is not None:
+                loss = loss + w.bce_weight * bce + w.dice_weight * dice
+        return VideoGLaMMOutput(
+            loss=loss, lm_loss=lm_loss, mask_bce_loss=bce, mask_dice_loss=dice, logits=logits,
+            pred_masks=pred_masks, seg_embeddings=seg_embeddings, last_hidden_state=hidden,
+        )
+
+    def seg_embeddings(self, input_ids: torch.Tensor, hidden: torch.Tensor) -> list[torch.Tensor]:
+        """Projected `[SEG]` prompts per sample, (num_seg_b, D), in reading order."""
+        pos = seg_hidden_positions(input_ids, self.config.tokens.seg_token_id, self.config.seg_projector.hidden_source)
+        projected = self.seg_projector(hidden[pos[:, 0], pos[:, 1]])
+        counts = torch.bincount(pos[:, 0], minlength=input_ids.shape[0]).tolist()
+        return list(projected.split(counts))
+
+    def _mask_losses(
+        self, seg_embeddings: list[torch.Tensor], sam_pixel_values: torch.Tensor | None, masks: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        if len(masks) != len(seg_embeddings):
+            raise TokenCountError(f"{len(masks)} mask entries for a batch of {len(seg_embeddings)} samples")
+        preds, logits_all, targets_all = [], [], []
+        for i, (prompts, target) in enumerate(zip(seg_embeddings, masks)):
+            if target.shape[0] != prompts.shape[0]:
+                raise TokenCountError(f"sample {i}: {prompts.shape[0]} [SEG] tokens but {target.shape[0]} masks")
+            if prompts.shape[0] == 0:
+                preds.append(target.new_zeros(target.shape))
+                continue
+            if sam_pixel_values is None:
+                raise ShapeMismatchError("masks are given but sam_pixel_values is missing")
+            frames = sam_pixel_values[i]
+            if frames.shape[0] != target.shape[1]:
+                raise ShapeMismatchError(f"sample {i}: {frames.shape[0]} SAM frames but masks cover {target.shape[1]}")
+            pred = self.decode_masks(frames, prompts, tuple(target.shape[-2:]))  # (K, Ts, H, W)
+            preds.append(pred)
+            logits_all.append(pred.flatten(0, 1))
+            targets_all.append(target.flatten(0, 1).to(pred.dtype))
+        if not logits_all:
+            zero = self.seg_projector.fc2.weight.new_zeros(())
+            return preds, zero, zero
+        logits, targets = torch.cat(logits_all), torch.cat(targets_all)
+        return preds, mask_bce(logits.float(), targets.float()), mask_dice(logits.float(), targets.float())
+
+    def decode_masks(self, frames: torch.Tensor, prompts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Frame-wise SAM2 decoding (no memory) of K prompts on T frames.
+
+        Args:
+            frames: (T, 3, S, S) SAM2 views.
+            prompts: (K, D) projected `[SEG]` embeddings.
+            size: output (H, W).
+
+        Returns:
+            mask logits (K, T, H, W).
+        """
+        features = self.mask_decoder.encode_frames(frames)
+        per_frame = prompts.unsqueeze(0).expand(frames.shape[0], -1, -1)
+        out = self.mask_decoder.decode(features, per_frame.to(frames.dtype))
+        logits = self.mask_decoder.upsample(out.mask_logits, size)  # (T, K, H, W)
+        return logits.transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return f"preset={self.config.preset!r}, params={total:,}, trainable={trainable:,}"

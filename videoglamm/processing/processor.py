@@ -1,0 +1,275 @@
+"""`VideoGLaMMProcessor`: frames + prompts (+ answers and masks for training) -> model inputs.
+
+    inputs = processor(videos=[frames], prompts=["What is the red circle?"], answers=["It is [SEG]."],
+                       masks=[m])          # m: bool (num_seg, T, H, W), aligned with frames
+    out = model(**inputs)
+
+The processor renders the Phi-3 chat, puts the video marker at the start of the user turn (unless the
+prompt already holds it), expands it into `num_visual_tokens` placeholder ids, masks the labels so the loss
+covers only the answer and its `<|end|>`, samples frames and applies the three encoder transforms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from videoglamm.config import VideoGLaMMConfig
+from videoglamm.errors import CheckpointError, InputError, ShapeMismatchError, TokenCountError
+from videoglamm.processing.frames import sample_frame_indices, subsample
+from videoglamm.processing.tokens import IGNORE_INDEX, SEG_TOKEN, VIDEO_TOKEN, render_answer, render_prompt
+from videoglamm.processing.transforms import clip_transform, stretch_transform
+from videoglamm.processing.video_io import VideoLike, as_frames
+
+PROCESSOR_FILE = "processor_config.json"
+PACKAGED_TOKENIZERS = Path(__file__).resolve().parent.parent / "assets" / "tokenizers"
+
+
+@dataclass
+class EncodedVideo:
+    """The encoder views of one video."""
+
+    pixel_values_image: torch.Tensor  # (Te, 3, Si, Si)
+    pixel_values_video: torch.Tensor  # (Te, 3, Sv, Sv)
+    frame_indices: list[int]  # source frames the encoders saw
+    original_size: tuple[int, int]  # (H, W)
+    num_frames: int  # frames in the source video
+
+
+class VideoGLaMMProcessor:
+    """Prepares videos and text for `VideoGLaMM`.
+
+    Args:
+        config: the model config (sizes, sampling, tokens).
+        tokenizer: a tokenizer holding `[SEG]` and the Phi-3 chat tags.
+        frame_sampling: default encoder-frame sampling, "uniform" or "first".
+    """
+
+    def __init__(self, config: VideoGLaMMConfig, tokenizer: Any, frame_sampling: str = "uniform") -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.frame_sampling = frame_sampling
+        seg_id = tokenizer.convert_tokens_to_ids(SEG_TOKEN)
+        if seg_id != config.tokens.seg_token_id:
+            raise CheckpointError(
+                f"tokenizer maps {SEG_TOKEN} to id {seg_id} but the config expects {config.tokens.seg_token_id}; "
+                "use the tokenizer saved with the model"
+            )
+        if len(tokenizer) > config.llm.vocab_size:
+            raise CheckpointError(f"tokenizer has {len(tokenizer)} tokens, more than the LLM vocabulary {config.llm.vocab_size}")
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, name: str, tokenizer_path: str | os.PathLike | None = None) -> "VideoGLaMMProcessor":
+        """The processor of a preset. Tiny presets use the packaged tokenizer; the full preset needs the
+        Phi-3 tokenizer with `[SEG]` added (`tokenizer_path`, or a local Hugging Face cache of
+        `microsoft/Phi-3-mini-4k-instruct`)."""
+        config = VideoGLaMMConfig.from_preset(name)
+        return cls(config, load_tokenizer(name, tokenizer_path))
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> "VideoGLaMMProcessor":
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"{path} has no config.json; is it a folder written by save_pretrained?")
+        config = VideoGLaMMConfig.from_pretrained(path)
+        settings = json.loads((path / PROCESSOR_FILE).read_text()) if (path / PROCESSOR_FILE).is_file() else {}
+        return cls(config, load_tokenizer(path), **settings)
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(path)
+        (path / PROCESSOR_FILE).write_text(json.dumps({"frame_sampling": self.frame_sampling}, indent=2) + "\n")
+
+    # -- video -------------------------------------------------------------------------------------
+    def encode_video(
+        self, video: VideoLike, frame_sampling: str | None = None, frame_indices: Sequence[int] | None = None
+    ) -> EncodedVideo:
+        """Sample encoder frames and build the CLIP and InternVideo2 views of one video."""
+        frames = as_frames(video)
+        return self._encode_frames(frames, frame_sampling, frame_indices)
+
+    def _encode_frames(
+        self, frames: torch.Tensor, frame_sampling: str | None, frame_indices: Sequence[int] | None
+    ) -> EncodedVideo:
+        cfg = self.config
+        indices = sample_frame_indices(
+            frames.shape[0], cfg.sampling.encoder_frames, frame_sampling or self.frame_sampling, frame_indices
+        )
+        if len(indices) != cfg.sampling.encoder_frames:
+            raise InputError(
+                f"the encoders take exactly {cfg.sampling.encoder_frames} frames, got {len(indices)} frame indices"
+            )
+        chosen = frames[indices]
+        it, vt = cfg.image_tower, cfg.video_tower
+        return EncodedVideo(
+            pixel_values_image=clip_transform(chosen, it.image_size, it.mean, it.std),
+            pixel_values_video=stretch_transform(chosen, vt.image_size, vt.mean, vt.std),
+            frame_indices=indices,
+            original_size=(int(frames.shape[1]), int(frames.shape[2])),
+            num_frames=int(frames.shape[0]),
+        )
+
+    def sam_transform(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (T, H, W, 3) -> SAM2 input (T, 3, S, S)."""
+        sam = self.config.sam2
+        vt = self.config.video_tower  # SAM2 uses ImageNet statistics, like InternVideo2
+        return stretch_transform(frames, sam.image_size, vt.mean, vt.std)
+
+    # -- text --------------------------------------------------------------------------------------
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        if not prompt or not prompt.strip():
+            raise InputError("the prompt is empty")
+        markers = prompt.count(VIDEO_TOKEN)
+        if markers > 1:
+            raise TokenCountError(f"the prompt holds {markers} {VIDEO_TOKEN} markers; one video takes exactly one")
+        user = prompt if markers == 1 else f"{VIDEO_TOKEN}\n{prompt}"
+        before, after = render_prompt(self.config.tokens.system_prompt, user).split(VIDEO_TOKEN)
+        placeholder = [self.config.tokens.video_token_id] * self.config.num_visual_tokens
+        return [self.config.llm.bos_token_id, *self._ids(before), *placeholder, *self._ids(after)]
+
+    def tokenize(self, prompt: str, answer: str | None = None) -> tuple[list[int], list[int]]:
+        """Token ids and labels of one turn; labels are IGNORE_INDEX outside the answer."""
+        prompt_ids = self._prompt_ids(prompt)
+        if answer is None:
+            return prompt_ids, [IGNORE_INDEX] * len(prompt_ids)
+        answer_ids = self._ids(render_answer(answer))
+        return prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids
+
+    # -- batch -------------------------------------------------------------------------------------
+    def __call__(
+        self,
+        videos: Sequence[VideoLike],
+        prompts: Sequence[str],
+        answers: Sequence[str] | None = None,
+        masks: Sequence[torch.Tensor | None] | None = None,
+        frame_sampling: str | None = None,
+    ) -> dict[str, Any]:
+        """Build a batch.
+
+        Args:
+            videos: one video per sample (path, PIL list or uint8 (T, H, W, 3)).
+            prompts: one user prompt per sample.
+            answers: training only; one answer per sample with one `[SEG]` per mask.
+            masks: training only; bool (num_seg, T, H, W) per sample aligned with its frames (None when the
+                answer has no `[SEG]`).
+
+        Returns:
+            dict with `input_ids`, `attention_mask`, `pixel_values_image` (B, Te, 3, Si, Si),
+            `pixel_values_video` (B, Te, 3, Sv, Sv), `frame_indices` (B, Te), `original_sizes` (B, 2), and with
+            answers: `labels`; with masks: `sam_pixel_values` (B, Ts, 3, S, S) and `masks` (list of float
+            (num_seg, Ts, H, W)).
+
+        Raises:
+            InputError / TokenCountError / ShapeMismatchError naming the sample and the mismatch.
+        """
+        n = len(videos)
+        if len(prompts) != n or (answers is not None and len(answers) != n) or (masks is not None and len(masks) != n):
+            raise InputError(
+                f"batch lengths differ: {n} videos, {len(prompts)} prompts"
+                + (f", {len(answers)} answers" if answers is not None else "")
+                + (f", {len(masks)} masks" if masks is not None else "")
+            )
+        if masks is not None and answers is None:
+            raise InputError("masks are given without answers; masks supervise the [SEG] tokens of the answers")
+        ids, labels, image, video, indices, sizes, sam, targets = [], [], [], [], [], [], [], []
+        for i in range(n):
+            frames = as_frames(videos[i])
+            enc = self._encode_frames(frames, frame_sampling, None)
+            tok_ids, tok_labels = self.tokenize(prompts[i], answers[i] if answers is not None else None)
+            ids.append(tok_ids)
+            labels.append(tok_labels)
+            image.append(enc.pixel_values_image)
+            video.append(enc.pixel_values_video)
+            indices.append(enc.frame_indices)
+            sizes.append(enc.original_size)
+            if masks is not None:
+                sam_idx = subsample(enc.frame_indices, self.config.sampling.sam_frames)
+                sam.append(self.sam_transform(frames[sam_idx]))
+                targets.append(self._check_masks(i, masks[i], answers[i], frames.shape, sam_idx))
+        batch = self._pad(ids, labels if answers is not None else None)
+        batch.update(
+            pixel_values_image=torch.stack(image),
+            pixel_values_video=torch.stack(video),
+            frame_indices=torch.tensor(indices, dtype=torch.long),
+            original_sizes=torch.tensor(sizes, dtype=torch.long),
+        )
+        if masks is not None:
+            batch["sam_pixel_values"] = torch.stack(sam)
+            batch["masks"] = targets
+        return batch
+
+    def _check_masks(
+        self, i: int, mask: torch.Tensor | None, answer: str, frames_shape: torch.Size, sam_idx: list[int]
+    ) -> torch.Tensor:
+        t, h, w = frames_shape[:3]
+        num_seg = answer.count(SEG_TOKEN)
+        if mask is None:
+            mask = torch.zeros(0, t, h, w, dtype=torch.bool)
+        mask = torch.as_tensor(mask)
+        if mask.ndim != 4:
+            raise ShapeMismatchError(f"sample {i}: masks must be (num_seg, T, H, W), got shape {tuple(mask.shape)}")
+        if mask.shape[0] != num_seg:
+            raise TokenCountError(f"sample {i}: the answer has {num_seg} {SEG_TOKEN} but {mask.shape[0]} masks were given")
+        if tuple(mask.shape[1:]) != (t, h, w):
+            raise ShapeMismatchError(
+                f"sample {i}: masks have (T, H, W) = {tuple(mask.shape[1:])} but the video is {(t, h, w)}"
+            )
+        return mask[:, sam_idx].float()
+
+    def _pad(self, ids: list[list[int]], labels: list[list[int]] | None) -> dict[str, torch.Tensor]:
+        length = max(len(x) for x in ids)
+        pad_id = self.config.llm.pad_token_id
+        input_ids = torch.full((len(ids), length), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(ids), length), dtype=torch.long)
+        out = {"input_ids": input_ids, "attention_mask": attention}
+        if labels is not None:
+            out["labels"] = torch.full((len(ids), length), IGNORE_INDEX, dtype=torch.long)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            attention[row, : len(seq)] = 1
+            if labels is not None:
+                out["labels"][row, : len(seq)] = torch.tensor(labels[row])
+        return out
+
+    def decode(self, ids: Sequence[int], keep_special: bool = False) -> str:
+        """Token ids -> text without chat tags and special tokens (keeps `[SEG]` and `<p>` tags)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=not keep_special).strip()
+
+
+def load_tokenizer(name_or_path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None) -> Any:
+    """The tokenizer of a preset name or a model folder.
+
+    Raises:
+        CheckpointError: when no tokenizer can be found locally (nothing is downloaded).
+    """
+    from transformers import AutoTokenizer
+
+    candidates = [Path(p) for p in (tokenizer_path, name_or_path) if p is not None]
+    candidates.append(PACKAGED_TOKENIZERS / str(name_or_path).split("/")[-1])
+    if str(name_or_path).startswith("videoglamm-tiny"):
+        candidates.append(PACKAGED_TOKENIZERS / "videoglamm-tiny")
+    for path in candidates:
+        if (path / "tokenizer_config.json").is_file():
+            return AutoTokenizer.from_pretrained(path)
+    if str(name_or_path) == "videoglamm-phi3-mini":
+        try:
+            tok = AutoTokenizer.from_pretrained("microsoft/Phi-3-mini-4k-instruct", local_files_only=True)
+        except OSError as err:
+            raise CheckpointError(
+                "the videoglamm-phi3-mini preset needs the Phi-3 tokenizer: pass tokenizer_path=<folder> or "
+                "put microsoft/Phi-3-mini-4k-instruct in the local Hugging Face cache"
+            ) from err
+        tok.pad_token = tok.unk_token
+        tok.add_tokens([SEG_TOKEN])
+        return tok
+    raise CheckpointError(f"no tokenizer found for {name_or_path!s} (looked in {[str(c) for c in candidates]})")

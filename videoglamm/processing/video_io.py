@@ -1,0 +1,97 @@
+"""Turning whatever a user passes as a video into uint8 frames (T, H, W, 3).
+
+A video is a file path (read with decord), a list of PIL images, or a uint8 array/tensor (T, H, W, 3).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence, Union
+
+import numpy as np
+import torch
+
+from videoglamm.errors import InputError, ShapeMismatchError, VideoReadError
+
+VideoLike = Union[str, os.PathLike, Sequence[Any], np.ndarray, torch.Tensor]
+
+
+class VideoFile:
+    """A video file opened with decord; frames are decoded on demand.
+
+    Raises:
+        VideoReadError: when the file is missing, not a video, or has no decodable frames.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise VideoReadError(f"video file not found: {self.path}")
+        import decord
+
+        try:
+            self._reader = decord.VideoReader(str(self.path), num_threads=1)
+        except decord.DECORDError as err:  # decord's only error type for unreadable containers
+            raise VideoReadError(f"cannot read video {self.path}: {err}. Is it a complete, valid video file?") from err
+        if len(self._reader) == 0:
+            raise VideoReadError(f"video {self.path} has no decodable frames")
+
+    def __len__(self) -> int:
+        return len(self._reader)
+
+    @property
+    def fps(self) -> float:
+        return float(self._reader.get_avg_fps())
+
+    def get(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at `indices` as uint8 (len(indices), H, W, 3)."""
+        import decord
+
+        try:
+            batch = self._reader.get_batch(list(indices)).asnumpy()
+        except decord.DECORDError as err:
+            raise VideoReadError(f"cannot decode frames {list(indices)[:8]}... of {self.path}: {err}") from err
+        return torch.from_numpy(batch)
+
+    def iter_frames(self, chunk: int = 16) -> Iterator[torch.Tensor]:
+        """Yield frames one at a time (uint8 (H, W, 3)), decoding `chunk` frames per call."""
+        for start in range(0, len(self), chunk):
+            batch = self.get(range(start, min(start + chunk, len(self))))
+            yield from batch
+
+
+def as_frames(video: VideoLike) -> torch.Tensor:
+    """Any supported video input -> uint8 tensor (T, H, W, 3), T >= 1, all frames one size.
+
+    Raises:
+        InputError: zero frames, wrong dtype or layout.
+        ShapeMismatchError: frames of mixed sizes.
+        VideoReadError: an unreadable file.
+    """
+    if isinstance(video, (str, os.PathLike)):
+        reader = VideoFile(video)
+        return reader.get(range(len(reader)))
+    if isinstance(video, np.ndarray):
+        video = torch.from_numpy(video)
+    if isinstance(video, torch.Tensor):
+        return _check_array(video)
+    if isinstance(video, Sequence):
+        if len(video) == 0:
+            raise InputError("the video has zero frames")
+        arrays = [np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame) for frame in video]
+        sizes = sorted({a.shape for a in arrays})
+        if len(sizes) > 1:
+            raise ShapeMismatchError(f"frames have mixed sizes {sizes[:4]}; resize them to one size first")
+        return _check_array(torch.from_numpy(np.stack(arrays)))
+    raise InputError(f"unsupported video type {type(video).__name__}: pass a path, PIL images or a (T,H,W,3) uint8 array")
+
+
+def _check_array(frames: torch.Tensor) -> torch.Tensor:
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise InputError(f"video array must be (T, H, W, 3), got shape {tuple(frames.shape)}")
+    if frames.shape[0] == 0:
+        raise InputError("the video has zero frames")
+    if frames.dtype != torch.uint8:
+        raise InputError(f"video array must be uint8, got {frames.dtype}")
+    return frames
