@@ -30,3 +30,24 @@ class VideoGLaMMOutput:
     pred_masks: list[torch.Tensor] = field(default_factory=list)
     seg_embeddings: list[torch.Tensor] = field(default_factory=list)
     last_hidden_state: torch.Tensor | None = None
+
+
+@dataclass
+class GroundingResult:
+    """What `predict` returns for one prompt.
+
+    Attributes:
+        text: the answer with chat and special tokens removed (`[SEG]` and `<p>` tags kept).
+        phrases: the `<p> ... </p>` spans in order (may be fewer than masks for referring answers).
+        masks: one bool tensor (T, H, W) per `[SEG]`, original resolution, every frame of the video.
+        scores: (num_seg, T) per-object, per-frame SAM2 object-score logits (mask confidence).
+        frame_indices: source frames the encoders saw.
+        extra_segs: `[SEG]` tokens beyond the configured maximum objects, which got no mask.
+    """
+
+    text: str
+    phrases: list[str]
+    masks: list[torch.Tensor]
+    scores: torch.Tensor
+    frame_indices: list[int]
+    extra_segs: int = 0

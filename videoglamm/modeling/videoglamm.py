@@ -5,7 +5,8 @@ The model composes parts that the builders make from one `VideoGLaMMConfig`; tes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,10 @@ from videoglamm.processing.tokens import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from transformers import Phi3ForCausalLM
+
+    from videoglamm.modeling.outputs import GroundingResult
+    from videoglamm.modeling.predict import StreamingPrediction
+    from videoglamm.processing.video_io import VideoLike
 
 
 class VideoGLaMM(nn.Module):
@@ -64,6 +69,7 @@ class VideoGLaMM(nn.Module):
                 f"seg_projector.out_dim ({config.seg_projector.out_dim}) must equal the SAM2 prompt width "
                 f"({self.mask_decoder.prompt_dim})"
             )
+        self.processor = None  # set by from_pretrained; predict() falls back to the preset's processor
         self._declare_trainable()
 
     # -- trainable set -----------------------------------------------------------------------------
@@ -255,3 +261,69 @@ class VideoGLaMM(nn.Module):
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return f"preset={self.config.preset!r}, params={total:,}, trainable={trainable:,}"
+
+    # -- inference ---------------------------------------------------------------------------------
+    def _processor(self) -> Any:
+        if self.processor is None:
+            from videoglamm.processing.processor import VideoGLaMMProcessor
+
+            self.processor = VideoGLaMMProcessor.from_preset(self.config.preset)
+        return self.processor
+
+    def predict(self, video: "VideoLike", prompt: str | Sequence[str], **options: Any) -> "GroundingResult | list[GroundingResult]":
+        """Answer `prompt` about `video` with text and one mask track per `[SEG]`.
+
+        Args:
+            video: a file path (read with decord), a list of PIL images or uint8 (T, H, W, 3).
+            prompt: one prompt, or a list of prompts (the video is then encoded once for all).
+            **options: see `videoglamm.modeling.predict.PredictOptions` (num_frames, frame_sampling,
+                frame_indices, max_new_tokens, do_sample, mask_mode, prompt_frames, ...).
+
+        Returns:
+            `GroundingResult` (a list of them for a list of prompts).
+        """
+        from videoglamm.modeling.predict import PredictOptions, predict_many
+
+        opts = PredictOptions(**options)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        results = predict_many(self, self._processor(), video, prompts, opts)
+        return results[0] if isinstance(prompt, str) else results
+
+    def predict_stream(self, video: "VideoLike", prompt: str, **options: Any) -> "StreamingPrediction":
+        """Like `predict`, but masks are computed as the result is iterated:
+        `for frame_index, masks, scores in model.predict_stream(...)`, masks (K, H, W) bool."""
+        from videoglamm.modeling.predict import PredictOptions, predict_stream
+
+        return predict_stream(self, self._processor(), video, prompt, PredictOptions(**options))
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | os.PathLike, trainable_only: bool = False) -> None:
+        """Write config, safetensors weights and tokenizer to `path` atomically (see `persistence`)."""
+        from videoglamm.modeling.persistence import save_pretrained
+
+        save_pretrained(self, path, trainable_only=trainable_only)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        quantization: str | None = None,
+        adapter: str | os.PathLike | None = None,
+    ) -> "VideoGLaMM":
+        """Load a saved folder, a shipped model name, or a preset name (random weights, with a warning).
+
+        Args:
+            name_or_path: folder written by `save_pretrained`, "videoglamm-tiny-synthetic", or a preset.
+            dtype, device: where the model lives.
+            quantization: "4bit" (nf4) or "8bit" to load the LLM through bitsandbytes.
+            adapter: folder written with `save_pretrained(trainable_only=True)`, loaded on top.
+
+        Raises:
+            CheckpointError: missing files, another model's config, missing/unexpected keys.
+        """
+        from videoglamm.modeling.persistence import load_pretrained
+
+        return load_pretrained(cls, name_or_path, dtype=dtype, device=device, quantization=quantization, adapter=adapter)

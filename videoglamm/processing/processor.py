@@ -88,29 +88,53 @@ class VideoGLaMMProcessor:
         (path / PROCESSOR_FILE).write_text(json.dumps({"frame_sampling": self.frame_sampling}, indent=2) + "\n")
 
     # -- video -------------------------------------------------------------------------------------
+    def encoder_frame_indices(
+        self, num_video_frames: int, frame_sampling: str | None = None,
+        frame_indices: Sequence[int] | None = None, num_frames: int | None = None,
+    ) -> list[int]:
+        """Which source frames the encoders see.
+
+        Args:
+            num_video_frames: frames in the video.
+            frame_sampling: "uniform" or "first" (default: the processor's).
+            frame_indices: explicit indices (their count must equal `num_frames`).
+            num_frames: encoder frames (default `sampling.encoder_frames`); a multiple of the segment length.
+
+        Raises:
+            InputError: for a count that is not a multiple of the segment length or mismatched indices.
+        """
+        count = num_frames or self.config.sampling.encoder_frames
+        segment = self.config.sampling.segment_frames
+        if count % segment:
+            raise InputError(f"the number of encoder frames ({count}) must be a multiple of {segment}")
+        indices = sample_frame_indices(num_video_frames, count, frame_sampling or self.frame_sampling, frame_indices)
+        if len(indices) != count:
+            raise InputError(f"the encoders take exactly {count} frames, got {len(indices)} frame indices")
+        return indices
+
     def encode_video(
-        self, video: VideoLike, frame_sampling: str | None = None, frame_indices: Sequence[int] | None = None
+        self, video: VideoLike, frame_sampling: str | None = None, frame_indices: Sequence[int] | None = None,
+        num_frames: int | None = None,
     ) -> EncodedVideo:
         """Sample encoder frames and build the CLIP and InternVideo2 views of one video."""
         frames = as_frames(video)
-        return self._encode_frames(frames, frame_sampling, frame_indices)
+        return self._encode_frames(frames, frame_sampling, frame_indices, num_frames)
+
+    def encoder_views(self, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (T, H, W, 3) encoder frames -> (CLIP views, InternVideo2 views)."""
+        it, vt = self.config.image_tower, self.config.video_tower
+        return (clip_transform(chosen, it.image_size, it.mean, it.std),
+                stretch_transform(chosen, vt.image_size, vt.mean, vt.std))
 
     def _encode_frames(
-        self, frames: torch.Tensor, frame_sampling: str | None, frame_indices: Sequence[int] | None
+        self, frames: torch.Tensor, frame_sampling: str | None, frame_indices: Sequence[int] | None,
+        num_frames: int | None = None,
     ) -> EncodedVideo:
-        cfg = self.config
-        indices = sample_frame_indices(
-            frames.shape[0], cfg.sampling.encoder_frames, frame_sampling or self.frame_sampling, frame_indices
-        )
-        if len(indices) != cfg.sampling.encoder_frames:
-            raise InputError(
-                f"the encoders take exactly {cfg.sampling.encoder_frames} frames, got {len(indices)} frame indices"
-            )
-        chosen = frames[indices]
-        it, vt = cfg.image_tower, cfg.video_tower
+        indices = self.encoder_frame_indices(frames.shape[0], frame_sampling, frame_indices, num_frames)
+        image, video = self.encoder_views(frames[indices])
         return EncodedVideo(
-            pixel_values_image=clip_transform(chosen, it.image_size, it.mean, it.std),
-            pixel_values_video=stretch_transform(chosen, vt.image_size, vt.mean, vt.std),
+            pixel_values_image=image,
+            pixel_values_video=video,
             frame_indices=indices,
             original_size=(int(frames.shape[1]), int(frames.shape[2])),
             num_frames=int(frames.shape[0]),
@@ -126,7 +150,11 @@ class VideoGLaMMProcessor:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
-    def _prompt_ids(self, prompt: str) -> list[int]:
+    def num_visual_tokens(self, num_frames: int | None = None) -> int:
+        cfg = self.config
+        return (num_frames or cfg.sampling.encoder_frames) * (cfg.image_tokens_per_frame + cfg.video_tokens_per_frame)
+
+    def _prompt_ids(self, prompt: str, num_frames: int | None = None) -> list[int]:
         if not prompt or not prompt.strip():
             raise InputError("the prompt is empty")
         markers = prompt.count(VIDEO_TOKEN)
@@ -134,12 +162,14 @@ class VideoGLaMMProcessor:
             raise TokenCountError(f"the prompt holds {markers} {VIDEO_TOKEN} markers; one video takes exactly one")
         user = prompt if markers == 1 else f"{VIDEO_TOKEN}\n{prompt}"
         before, after = render_prompt(self.config.tokens.system_prompt, user).split(VIDEO_TOKEN)
-        placeholder = [self.config.tokens.video_token_id] * self.config.num_visual_tokens
+        placeholder = [self.config.tokens.video_token_id] * self.num_visual_tokens(num_frames)
         return [self.config.llm.bos_token_id, *self._ids(before), *placeholder, *self._ids(after)]
 
-    def tokenize(self, prompt: str, answer: str | None = None) -> tuple[list[int], list[int]]:
+    def tokenize(
+        self, prompt: str, answer: str | None = None, num_frames: int | None = None
+    ) -> tuple[list[int], list[int]]:
         """Token ids and labels of one turn; labels are IGNORE_INDEX outside the answer."""
-        prompt_ids = self._prompt_ids(prompt)
+        prompt_ids = self._prompt_ids(prompt, num_frames)
         if answer is None:
             return prompt_ids, [IGNORE_INDEX] * len(prompt_ids)
         answer_ids = self._ids(render_answer(answer))

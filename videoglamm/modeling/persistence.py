@@ -1,0 +1,212 @@
+"""Saving and loading VideoGLaMM folders.
+
+Layout of a folder written by `save_pretrained`:
+
+    config.json              VideoGLaMMConfig
+    model.safetensors        every tensor outside the LLM (towers, adapters, SEG projector, SAM2)
+    llm/                     the Phi-3 LLM in Hugging Face format (so bitsandbytes can quantize it on load)
+    tokenizer files, processor_config.json
+
+`save_pretrained(..., trainable_only=True)` writes `adapter.safetensors` (the trainable tensors, LoRA
+included) and `adapter_config.json` instead, to be loaded on top of a base with `adapter=`.
+Loading is strict: any missing or unexpected key is an error that lists them. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from videoglamm.config import PRESETS, LoRAConfig, VideoGLaMMConfig
+from videoglamm.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+
+logger = logging.getLogger(__name__)
+WEIGHTS = "model.safetensors"
+ADAPTER_WEIGHTS = "adapter.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+LLM_DIR = "llm"
+PACKAGED_MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
+# Names that resolve to a preset architecture plus weights shipped inside the package.
+SHIPPED = {"videoglamm-tiny-synthetic": "videoglamm-tiny"}
+
+
+def atomic_dir(final: Path) -> tuple[Path, "callable"]:
+    """A temporary sibling folder and a `commit()` that renames it onto `final` (replacing it)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+
+    def commit() -> None:
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+
+    return tmp, commit
+
+
+def _non_llm_state(model: "VideoGLaMM") -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("llm.")}
+
+
+def save_pretrained(model: "VideoGLaMM", path: str | os.PathLike, trainable_only: bool = False) -> None:
+    """Write `model` (and its processor's tokenizer, when it has one) to `path`, atomically."""
+    from safetensors.torch import save_file
+
+    final = Path(path)
+    tmp, commit = atomic_dir(final)
+    try:
+        model.config.save_pretrained(tmp)
+        if trainable_only:
+            tensors = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+            save_file(tensors, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
+            meta = {"lora": model.config.lora.__dict__ | {"target_modules": list(model.config.lora.target_modules)}
+                    if model.has_lora else None}
+            (tmp / ADAPTER_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+        else:
+            if model.has_lora:
+                raise CheckpointError("merge LoRA (model.merge_lora()) before saving a full model, or save "
+                                      "trainable_only=True to keep the adapter separate")
+            save_file({k: v.contiguous() for k, v in _non_llm_state(model).items()}, tmp / WEIGHTS,
+                      metadata={"format": "pt"})
+            model.language_model.save_pretrained(tmp / LLM_DIR, safe_serialization=True)
+        if model.processor is not None:
+            model.processor.save_pretrained(tmp)
+        commit()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _strict_report(missing: list[str], unexpected: list[str], where: Path) -> None:
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where}: {len(missing)} missing and {len(unexpected)} unexpected keys. "
+            f"missing: {missing[:20]}{' ...' if len(missing) > 20 else ''}; "
+            f"unexpected: {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}"
+        )
+
+
+def _load_llm(path: Path, config: VideoGLaMMConfig, dtype: torch.dtype, quantization: str | None) -> Any:
+    from transformers import Phi3ForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True}
+    if quantization is not None:
+        from transformers import BitsAndBytesConfig
+
+        if quantization == "4bit":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+        elif quantization == "8bit":
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        else:
+            raise CheckpointError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
+        kwargs["device_map"] = "cpu" if not torch.cuda.is_available() else {"": 0}
+    llm, info = Phi3ForCausalLM.from_pretrained(path, **kwargs)
+    _strict_report(sorted(info["missing_keys"]), sorted(info["unexpected_keys"]), path)
+    if info.get("mismatched_keys"):
+        raise CheckpointError(f"{path}: tensors with wrong shapes: {info['mismatched_keys'][:20]}")
+    llm.generation_config.do_sample = False
+    return llm
+
+
+def load_pretrained(
+    cls: type["VideoGLaMM"],
+    name_or_path: str | os.PathLike,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    quantization: str | None = None,
+    adapter: str | os.PathLike | None = None,
+) -> "VideoGLaMM":
+    """See `VideoGLaMM.from_pretrained`."""
+    from safetensors.torch import load_file
+
+    from videoglamm.processing.processor import VideoGLaMMProcessor
+
+    name = str(name_or_path)
+    path = Path(name_or_path)
+    if name in SHIPPED:
+        path = PACKAGED_MODELS / name
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"the shipped weights of {name} are missing from this install ({path})")
+    if not path.is_dir() and name in PRESETS:
+        logger.warning("%s: no weights given; the model is RANDOMLY initialised (architecture only)", name)
+        model = cls(VideoGLaMMConfig.from_preset(name)).to(device=device, dtype=dtype)
+        model.processor = VideoGLaMMProcessor.from_preset(name)
+    else:
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"{path} is neither a preset ({sorted([*PRESETS, *SHIPPED])}) nor a folder with config.json")
+        raw = json.loads((path / "config.json").read_text())
+        if raw.get("model_type") != VideoGLaMMConfig.model_type:
+            raise CheckpointError(f"{path}/config.json describes a {raw.get('model_type')!r} model, not videoglamm")
+        for needed in (WEIGHTS, f"{LLM_DIR}/config.json"):
+            if not (path / needed).is_file():
+                raise CheckpointError(f"{path} is missing {needed}; was it written completely by save_pretrained?")
+        config = VideoGLaMMConfig.from_pretrained(path)
+        with torch.device("meta"):
+            model = cls(config)
+        state = load_file(path / WEIGHTS)
+        expected = set(_non_llm_state(model))
+        _strict_report(sorted(expected - set(state)), sorted(set(state) - expected), path / WEIGHTS)
+        for child_name, child in model.named_children():
+            if child_name != "llm":
+                prefix = child_name + "."
+                child.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                                      strict=True, assign=True)
+        model.llm = _load_llm(path / LLM_DIR, config, dtype, quantization)
+        _restore_trainable(model)
+        for child_name, child in model.named_children():
+            if child_name != "llm" or quantization is None:
+                child.to(device=device, dtype=dtype)
+        model.processor = VideoGLaMMProcessor.from_pretrained(path)
+    if adapter is not None:
+        load_adapter(model, adapter)
+    return model
+
+
+def _restore_trainable(model: "VideoGLaMM") -> "VideoGLaMM":
+    # load_state_dict(assign=True) replaces parameters, so the declared trainable set is applied again.
+    model._declare_trainable()
+    model.mask_decoder.declare_trainable()
+    return model
+
+
+def load_adapter(model: "VideoGLaMM", path: str | os.PathLike) -> None:
+    """Load trainable-only weights (LoRA included) onto `model`, strictly.
+
+    Raises:
+        CheckpointError: files missing, or the adapter's keys differ from the model's trainable set.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    for needed in (ADAPTER_WEIGHTS, ADAPTER_CONFIG):
+        if not (path / needed).is_file():
+            raise CheckpointError(f"{path} is missing {needed}; save it with save_pretrained(trainable_only=True)")
+    meta = json.loads((path / ADAPTER_CONFIG).read_text())
+    if meta.get("lora") and not model.has_lora:
+        model.apply_lora(LoRAConfig(**meta["lora"]))
+    state = load_file(path / ADAPTER_WEIGHTS)
+    params = dict(model.named_parameters())
+    expected = {n for n, p in params.items() if p.requires_grad}
+    _strict_report(sorted(expected - set(state)), sorted(set(state) - expected), path / ADAPTER_WEIGHTS)
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if params[name].shape != tensor.shape:
+                raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
+                                      f"{tuple(params[name].shape)}")
+            params[name].copy_(tensor)

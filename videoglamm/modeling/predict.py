@@ -1,0 +1,217 @@
+"""Inference: one video + prompt -> answer text and one mask track per `[SEG]`.
+
+The video is read twice, cheaply: the encoder frames by index, then every frame in order for SAM2, one
+at a time, so memory does not grow with the video length (SAM2 keeps only the memory it attends to).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import torch
+
+from videoglamm.errors import InputError
+from videoglamm.modeling.generation import generate
+from videoglamm.modeling.outputs import GroundingResult
+from videoglamm.processing.tokens import END_TAG, PHRASE_CLOSE, PHRASE_OPEN
+from videoglamm.processing.video_io import VideoFile, VideoLike, as_frames
+
+if TYPE_CHECKING:
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+    from videoglamm.processing.processor import VideoGLaMMProcessor
+
+logger = logging.getLogger(__name__)
+_PHRASE = re.compile(re.escape(PHRASE_OPEN) + r"\s*(.*?)\s*" + re.escape(PHRASE_CLOSE), re.S)
+MASK_MODES = ("track", "framewise")
+PROMPT_FRAMES = ("first", "encoder")
+
+
+@dataclass
+class PredictOptions:
+    """Options of `predict` (all keyword arguments there).
+
+    Attributes:
+        num_frames: encoder frames (default: the config's); a multiple of the segment length.
+        frame_sampling: "uniform" or "first"; `frame_indices` overrides it.
+        max_new_tokens: generation budget.
+        do_sample, temperature, top_p, seed: sampling; greedy unless `do_sample`.
+        mask_mode: "track" (SAM2 memory propagation, as the official inference) or "framewise"
+            (each frame decoded on its own, as in training).
+        prompt_frames: "first" (frame 0 carries the prompts) or "encoder" (every encoder frame does).
+        use_cache: KV-cached generation (False only to compare against).
+    """
+
+    num_frames: int | None = None
+    frame_sampling: str = "uniform"
+    frame_indices: Sequence[int] | None = None
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    mask_mode: str = "track"
+    prompt_frames: str = "first"
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mask_mode not in MASK_MODES:
+            raise InputError(f"mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
+        if self.prompt_frames not in PROMPT_FRAMES:
+            raise InputError(f"prompt_frames must be one of {PROMPT_FRAMES}, got {self.prompt_frames!r}")
+
+
+class _Source:
+    """Random access for the encoder frames plus an in-order frame iterator for SAM2."""
+
+    def __init__(self, video: VideoLike) -> None:
+        if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
+            self._file: VideoFile | None = VideoFile(video)
+            self._frames = None
+            self.num_frames = len(self._file)
+            first = self._file.get([0])[0]
+        else:
+            self._file = None
+            self._frames = as_frames(video)
+            self.num_frames = self._frames.shape[0]
+            first = self._frames[0]
+        self.size = (int(first.shape[0]), int(first.shape[1]))
+
+    def get(self, indices: Sequence[int]) -> torch.Tensor:
+        return self._file.get(indices) if self._file is not None else self._frames[list(indices)]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self._file.iter_frames() if self._file is not None else iter(self._frames)
+
+
+@dataclass
+class StreamingPrediction:
+    """The answer of `predict_stream`; iterating yields `(frame_index, masks (K, H, W) bool, scores (K,))`
+    for every frame of the video, computed as the iteration advances."""
+
+    text: str
+    phrases: list[str]
+    frame_indices: list[int]
+    num_frames: int
+    size: tuple[int, int]
+    seg_embeddings: torch.Tensor
+    extra_segs: int
+    _frames: Iterator[tuple[int, torch.Tensor, torch.Tensor]] = field(repr=False, default=iter(()))
+
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        return self._frames
+
+
+def answer(
+    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: Sequence[str], opts: PredictOptions
+) -> list[tuple[str, list[int], torch.Tensor, list[int]]]:
+    """Encode the video once and generate an answer per prompt.
+
+    Returns:
+        per prompt: (text, generated ids, projected SEG embeddings (K, D), encoder frame indices).
+    """
+    indices = processor.encoder_frame_indices(source.num_frames, opts.frame_sampling, opts.frame_indices, opts.num_frames)
+    image_views, video_views = processor.encoder_views(source.get(indices))
+    device, dtype = model.device, model.dtype
+    with torch.no_grad():
+        visual = model.encode_video(image_views[None].to(device, dtype), video_views[None].to(device, dtype))
+    tok = processor.tokenizer
+    stop_ids = {tok.convert_tokens_to_ids(END_TAG), model.config.llm.eos_token_id}
+    generator = torch.Generator().manual_seed(opts.seed) if opts.seed is not None else None
+    results = []
+    for prompt in prompts:
+        ids, _ = processor.tokenize(prompt, num_frames=len(indices))
+        input_ids = torch.tensor([ids], device=device)
+        with torch.no_grad():
+            embeds = model.embed_inputs(input_ids, visual)
+            out = generate(
+                model.language_model, embeds, seg_token_id=model.config.tokens.seg_token_id, stop_ids=stop_ids,
+                hidden_source=model.config.seg_projector.hidden_source, max_new_tokens=opts.max_new_tokens,
+                use_cache=opts.use_cache, do_sample=opts.do_sample, temperature=opts.temperature,
+                top_p=opts.top_p, generator=generator,
+            )
+            seg = model.seg_projector(out.seg_hidden.to(dtype))
+        results.append((processor.decode(out.token_ids), out.token_ids, seg, indices))
+    return results
+
+
+def _mask_stream(
+    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: torch.Tensor,
+    prompt_frames: list[int], mode: str,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    device, dtype = model.device, model.dtype
+    size = source.size
+    k = prompts.shape[0]
+    if k == 0:
+        for index, _ in enumerate(source):
+            yield index, torch.zeros(0, *size, dtype=torch.bool), torch.zeros(0)
+        return
+    sam_frames = (processor.sam_transform(frame[None])[0].to(device, dtype) for frame in source)
+    decoder = model.mask_decoder
+    with torch.no_grad():
+        if mode == "framewise":
+            for index, frame in enumerate(sam_frames):
+                out = decoder.decode(decoder.encode_frames(frame[None]), prompts[None])
+                logits = decoder.upsample(out.mask_logits, size)[0]  # (K, H, W)
+                yield index, logits > 0, out.object_score_logits.reshape(k).float().cpu()
+            return
+        for step in decoder.track(sam_frames, prompts, prompt_frames=prompt_frames):
+            logits = decoder.upsample(step.mask_logits[:, 0][None], size)[0]  # (K, H, W)
+            yield step.frame_index, (logits > 0).cpu(), step.object_score_logits.reshape(k).float().cpu()
+
+
+def predict_stream(
+    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", video: VideoLike, prompt: str, opts: PredictOptions
+) -> StreamingPrediction:
+    """Generate the answer now; compute masks frame by frame as the result is iterated."""
+    source = _Source(video)
+    text, _, seg, indices = answer(model, processor, source, [prompt], opts)[0]
+    return _stream_for(model, processor, source, text, seg, indices, opts)
+
+
+def _stream_for(
+    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, text: str, seg: torch.Tensor,
+    indices: list[int], opts: PredictOptions,
+) -> StreamingPrediction:
+    limit = model.config.sam2.max_objects
+    extra = max(0, seg.shape[0] - limit)
+    if extra:
+        logger.warning("the answer has %d [SEG] tokens; masks are decoded for the first %d (sam2.max_objects), "
+                       "%d reported as extra_segs", seg.shape[0], limit, extra)
+        seg = seg[:limit]
+    prompt_frames = [0] if opts.prompt_frames == "first" else sorted(set(indices))
+    return StreamingPrediction(
+        text=text, phrases=_PHRASE.findall(text), frame_indices=indices, num_frames=source.num_frames,
+        size=source.size, seg_embeddings=seg, extra_segs=extra,
+        _frames=_mask_stream(model, processor, source, seg, prompt_frames, opts.mask_mode),
+    )
+
+
+def collect(stream: StreamingPrediction) -> GroundingResult:
+    """Run a stream to the end and stack the masks into (T, H, W) tracks."""
+    k = stream.seg_embeddings.shape[0]
+    h, w = stream.size
+    masks = torch.zeros(k, stream.num_frames, h, w, dtype=torch.bool)
+    scores = torch.zeros(k, stream.num_frames)
+    for index, frame_masks, frame_scores in stream:
+        masks[:, index] = frame_masks
+        scores[:, index] = frame_scores
+    return GroundingResult(
+        text=stream.text, phrases=stream.phrases, masks=list(masks.unbind(0)), scores=scores,
+        frame_indices=stream.frame_indices, extra_segs=stream.extra_segs,
+    )
+
+
+def predict_many(
+    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", video: VideoLike, prompts: Sequence[str], opts: PredictOptions
+) -> list[GroundingResult]:
+    """Several prompts on one video: the video is encoded once."""
+    if not prompts:
+        raise InputError("no prompt given")
+    source = _Source(video)
+    out = []
+    for text, _, seg, indices in answer(model, processor, source, prompts, opts):
+        out.append(collect(_stream_for(model, processor, source, text, seg, indices, opts)))
+    return out
