@@ -22,6 +22,10 @@ def _register(name: str, module: str, help_text: str) -> None:
     COMMANDS[name] = (module, help_text)
 
 
+_register("demo", "videoglamm.cli.demo", "run the shipped tiny model on a synthetic video and write overlays")
+_register("predict", "videoglamm.cli.predict", "answer a prompt about a video with text and mask tracks")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videoglamm", description="Pixel-level grounding in videos.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")

@@ -98,9 +98,13 @@ class StreamingPrediction:
     size: tuple[int, int]
     seg_embeddings: torch.Tensor
     extra_segs: int
-    _frames: Iterator[tuple[int, torch.Tensor, torch.Tensor]] = field(repr=False, default=iter(()))
+    _frames: Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = field(repr=False, default=iter(()))
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        return ((index, masks, scores) for index, _, masks, scores in self._frames)
+
+    def with_frames(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Like iterating, with the source frame too: `(frame_index, frame uint8 (H, W, 3), masks, scores)`."""
         return self._frames
 
 
@@ -140,26 +144,32 @@ def answer(
 def _mask_stream(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: torch.Tensor,
     prompt_frames: list[int], mode: str,
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    device, dtype = model.device, model.dtype
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
     size = source.size
     k = prompts.shape[0]
     if k == 0:
-        for index, _ in enumerate(source):
-            yield index, torch.zeros(0, *size, dtype=torch.bool), torch.zeros(0)
+        for index, frame in enumerate(source):
+            yield index, frame, torch.zeros(0, *size, dtype=torch.bool), torch.zeros(0)
         return
-    sam_frames = (processor.sam_transform(frame[None])[0].to(device, dtype) for frame in source)
+    device, dtype = model.device, model.dtype
     decoder = model.mask_decoder
+    raw: list[torch.Tensor] = []  # the source frame(s) whose SAM2 view is in flight (at most one)
+
+    def sam_frames() -> Iterator[torch.Tensor]:
+        for frame in source:
+            raw.append(frame)
+            yield processor.sam_transform(frame[None])[0].to(device, dtype)
+
     with torch.no_grad():
         if mode == "framewise":
-            for index, frame in enumerate(sam_frames):
-                out = decoder.decode(decoder.encode_frames(frame[None]), prompts[None])
+            for index, view in enumerate(sam_frames()):
+                out = decoder.decode(decoder.encode_frames(view[None]), prompts[None])
                 logits = decoder.upsample(out.mask_logits, size)[0]  # (K, H, W)
-                yield index, logits > 0, out.object_score_logits.reshape(k).float().cpu()
+                yield index, raw.pop(0), (logits > 0).cpu(), out.object_score_logits.reshape(k).float().cpu()
             return
-        for step in decoder.track(sam_frames, prompts, prompt_frames=prompt_frames):
+        for step in decoder.track(sam_frames(), prompts, prompt_frames=prompt_frames):
             logits = decoder.upsample(step.mask_logits[:, 0][None], size)[0]  # (K, H, W)
-            yield step.frame_index, (logits > 0).cpu(), step.object_score_logits.reshape(k).float().cpu()
+            yield step.frame_index, raw.pop(0), (logits > 0).cpu(), step.object_score_logits.reshape(k).float().cpu()
 
 
 def predict_stream(

@@ -1,0 +1,43 @@
+"""`videoglamm predict VIDEO PROMPT --model DIR_OR_PRESET --out DIR`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", help="video file (mp4, avi, ...)")
+    parser.add_argument("prompt", nargs="+", help="question(s) about the video")
+    parser.add_argument("--model", default="videoglamm-tiny-synthetic",
+                        help="folder from save_pretrained, a shipped model or a preset name")
+    parser.add_argument("--out", required=True, help="output folder (one subfolder per prompt when several)")
+    parser.add_argument("--num-frames", type=int, default=None, help="encoder frames (default: the model's)")
+    parser.add_argument("--frame-sampling", choices=("uniform", "first"), default="uniform")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--mask-mode", choices=("track", "framewise"), default="track")
+    parser.add_argument("--prompt-frames", choices=("first", "encoder"), default="first")
+    parser.add_argument("--fps", type=float, default=8.0, help="frame rate of overlay.mp4")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from videoglamm.errors import InputError
+    from videoglamm.modeling.predict import PredictOptions, predict_stream
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+    from videoglamm.writers import write_prediction
+
+    if not Path(args.video).is_file():
+        raise InputError(f"video file not found: {args.video}")
+    model = VideoGLaMM.from_pretrained(args.model, device=args.device).eval()
+    opts = PredictOptions(num_frames=args.num_frames, frame_sampling=args.frame_sampling,
+                          max_new_tokens=args.max_new_tokens, mask_mode=args.mask_mode, prompt_frames=args.prompt_frames)
+    for i, prompt in enumerate(args.prompt):
+        out = Path(args.out) if len(args.prompt) == 1 else Path(args.out) / f"prompt_{i}"
+        stream = predict_stream(model, model._processor(), args.video, prompt, opts)
+        write_prediction(stream, out, fps=args.fps, progress=not args.no_progress,
+                         extra={"prompt": prompt, "model": str(args.model), "video": str(args.video)})
+        print(f"{out}: {stream.text}")
+    return 0
