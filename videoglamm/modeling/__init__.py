@@ -1,0 +1,1 @@
+"""The parts of VideoGLaMM, one module each, composed in `videoglamm.py`."""
