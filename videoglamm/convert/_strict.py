@@ -50,7 +50,7 @@ class ConversionReport:
 
     @property
     def num_renamed(self) -> int:
-        """Target tensors whose name differs from their source beyond the namespace prefixes (fused count too)."""
+        """Targets named differently from their source beyond the namespace prefixes (fused ones count)."""
         def strip(name: str, prefix: str) -> str:
             return name[len(prefix):] if name.startswith(prefix) else name
 
@@ -84,14 +84,18 @@ def expected_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
-def unwrap_container(obj: Mapping[str, Any], wrappers: Sequence[str] = ("model", "module")) -> tuple[Mapping[str, Any], str]:
+def unwrap_container(
+    obj: Mapping[str, Any], wrappers: Sequence[str] = ("model", "module")
+) -> tuple[Mapping[str, Any], str]:
     """Return the tensor dict of a loaded checkpoint and the wrapper key it sat under ("" if flat).
 
     Raises:
         CheckpointError: `obj` is not a mapping.
     """
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
+        raise CheckpointError(
+            f"expected a state dict (a mapping of names to tensors), got {type(obj).__name__}"
+        )
     for name in wrappers:
         inner = obj.get(name)
         if isinstance(inner, Mapping):
@@ -111,7 +115,8 @@ def rename_by_templates(
 
     Args:
         state_dict: source key -> value.
-        templates: source template -> target template, e.g. ``"blocks.{}.ls1.gamma": "blocks.{}.attn_layer_scale"``.
+        templates: source template -> target template,
+            e.g. ``"blocks.{}.ls1.gamma": "blocks.{}.attn_layer_scale"``.
             The source template is matched against the key with `prefix` removed, over the whole key.
         prefix: literal prefix every mapped source key must carry.
 
@@ -202,7 +207,8 @@ def check_conversion(
             bad_values.append(f"{src}: {type(value).__name__} is not a tensor")
         elif tuple(value.shape) != tuple(expected[key]):
             bad_shapes.append(
-                f"{src} -> {key}: checkpoint has {_fmt_shape(value.shape)}, model expects {_fmt_shape(expected[key])}"
+                f"{src} -> {key}: checkpoint has {_fmt_shape(value.shape)}, "
+                f"model expects {_fmt_shape(expected[key])}"
             )
 
     problems: list[str] = []
@@ -216,7 +222,8 @@ def check_conversion(
         )
     if unknown_targets:
         problems.append(
-            f"{len(unknown_targets)} key(s) mapped to names the model does not have:\n    " + "\n    ".join(unknown_targets)
+            f"{len(unknown_targets)} key(s) mapped to names the model does not have:\n    "
+            + "\n    ".join(unknown_targets)
         )
     if bad_values:
         problems.append(f"{len(bad_values)} non-tensor value(s):\n    " + "\n    ".join(bad_values))
@@ -224,7 +231,8 @@ def check_conversion(
         problems.append(f"{len(bad_shapes)} wrong shape(s):\n    " + "\n    ".join(bad_shapes))
     if problems:
         raise CheckpointError(
-            f"{kind} checkpoint does not match the model (is it the right file and config?):\n  " + "\n  ".join(problems)
+            f"{kind} checkpoint does not match the model (is it the right file and config?):\n  "
+            + "\n  ".join(problems)
         )
     return ConversionReport(
         kind=kind, sources=dict(sources), dropped=dropped, container=container,

@@ -57,13 +57,13 @@ _OPENCLIP_TEMPLATES: dict[str, str] = {
     )
 }
 
-_UNUSED_PROJECTION = "joint image-text projection; the towers feed intermediate patch features, not embeddings"
+_UNUSED_PROJECTION = "joint image-text projection; the tower feeds intermediate patch features"
 
 
 def _hf_drop_rules(prefix: str) -> dict[str, str]:
     """The rest of a transformers CLIPModel file (hub layout), dropped by name."""
     return {
-        re.escape(prefix) + r"embeddings\.position_ids": "int64 position-id buffer of old transformers versions",
+        re.escape(prefix) + r"embeddings\.position_ids": "position-id buffer of old transformers versions",
         r"visual_projection\.weight": _UNUSED_PROJECTION,
         r"text_projection\.weight": "CLIP text tower (not used)",
         r"logit_scale": "CLIP contrastive temperature (not used)",
@@ -77,7 +77,9 @@ def _openclip_drop_rules(prefix: str) -> dict[str, str]:
     if not prefix:
         return rules  # a bare image tower: anything else would be ambiguous with our own keys
     return rules | {
-        r"(positional_embedding|text_projection|token_embedding\.weight|ln_final\.(weight|bias))": "CLIP text tower (not used)",
+        r"(positional_embedding|text_projection|token_embedding\.weight|ln_final\.(weight|bias))": (
+            "CLIP text tower (not used)"
+        ),
         r"transformer\.resblocks\.\d+\..+": "CLIP text tower (not used)",
         r"logit_scale": "CLIP contrastive temperature (not used)",
         r"(input_resolution|context_length|vocab_size)": "OpenAI archive metadata, not a tensor",

@@ -108,7 +108,9 @@ def convert_internvideo2_with_report(
     return out, report
 
 
-def convert_internvideo2(state_dict: Mapping[str, Any], config: VideoTowerConfig | None = None) -> dict[str, torch.Tensor]:
+def convert_internvideo2(
+    state_dict: Mapping[str, Any], config: VideoTowerConfig | None = None
+) -> dict[str, torch.Tensor]:
     """Map the official InternVideo2 stage-2 `.pt` content onto `VideoTower` keys.
 
     Args:

@@ -63,7 +63,9 @@ class ImageTower(nn.Module):
         """
         s = self.config.image_size
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (3, s, s):
-            raise ShapeMismatchError(f"image tower expects pixel_values of shape (N, 3, {s}, {s}), got {tuple(pixel_values.shape)}")
+            raise ShapeMismatchError(
+                f"image tower expects pixel_values of shape (N, 3, {s}, {s}), got {tuple(pixel_values.shape)}"
+            )
         out = self.model.forward_intermediates(
             pixel_values.to(self.model.conv1.weight.dtype),
             indices=[self.feature_block_index],

@@ -139,7 +139,9 @@ class VideoTower(nn.Module):
             )
         b, t = frames.shape[:2]
         if t % c.num_frames != 0:
-            raise InputError(f"video tower got {t} frames; the count must be a multiple of num_frames={c.num_frames}")
+            raise InputError(
+                f"video tower got {t} frames; the count must be a multiple of num_frames={c.num_frames}"
+            )
         # Fold segments into the batch: each segment of num_frames frames is encoded independently.
         segments = frames.reshape(b * (t // c.num_frames), c.num_frames, *frames.shape[2:])
         x = self.embed(segments.to(self.patch_embed.weight.dtype))
