@@ -115,6 +115,8 @@ def convert_clip_hf_with_report(
             rest.extend(names.values())  # reported as unexpected next to the missing fused key
             continue
         pieces = [tensors[names[p]] for p in "qkv"]
+        if not all(isinstance(t, torch.Tensor) for t in pieces):
+            raise CheckpointError(f"clip-hf: q/k/v of layer {layer} are not all tensors: {sorted(names.values())}")
         shapes = {names[p]: tuple(t.shape) for p, t in zip("qkv", pieces)}
         if len(set(shapes.values())) != 1:
             raise CheckpointError(f"clip-hf: q/k/v of layer {layer} differ in shape: {shapes}")
