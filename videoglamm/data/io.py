@@ -70,7 +70,7 @@ def decode_rle(rle: dict, where: str) -> np.ndarray:
     try:
         if isinstance(rle.get("counts"), list):
             rle = mask_utils.frPyObjects(rle, *rle["size"])
-        return mask_utils.decode(rle).astype(bool)
+        return mask_utils.decode([rle])[:, :, 0].astype(bool)
     except (KeyError, TypeError, ValueError) as err:
         raise BadSampleError(f"malformed RLE in {where}: {err!r}") from None
 
