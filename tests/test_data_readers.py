@@ -78,7 +78,8 @@ def write_ref_ytvos(root: Path, videos: tuple[str, ...] = ("vid_a",), split: str
             write_palette(root / split / "Annotations" / video / f"{name}.png", labels_at(t, PRESENCE))
         meta["videos"][video] = {
             "frames": names[::-1],
-            "expressions": {"0": {"exp": "the left strip.", "obj_id": "1"}, "1": {"exp": "the late strip", "obj_id": "2"}},
+            "expressions": {"0": {"exp": "the left strip.", "obj_id": "1"},
+                            "1": {"exp": "the late strip", "obj_id": "2"}},
         }
     (root / "meta_expressions" / split).mkdir(parents=True)
     (root / "meta_expressions" / split / "meta_expressions.json").write_text(json.dumps(meta))
@@ -88,7 +89,8 @@ def write_ref_ytvos(root: Path, videos: tuple[str, ...] = ("vid_a",), split: str
 def write_mevis(root: Path) -> Path:
     for t in range(6):
         write_frame(root / "JPEGImages" / "vm" / f"{t:05d}.jpg", t)
-    mask_dict = {str(obj): [rle(object_region(obj)) if t in PRESENCE[obj] else None for t in range(6)] for obj in (1, 2)}
+    mask_dict = {str(obj): [rle(object_region(obj)) if t in PRESENCE[obj] else None for t in range(6)]
+                 for obj in (1, 2)}
     (root / "mask_dict.json").write_text(json.dumps(mask_dict))
     meta = {"videos": {"vm": {"frames": [f"{t:05d}" for t in range(6)], "expressions": {
         "0": {"exp": "both strips", "obj_id": [0, 1], "anno_id": [1, 2]}}}}}
@@ -158,14 +160,18 @@ def test_burst_ytvis_gcg_reader_covers_every_object(tmp_path):
     only_at_1 = [rle(object_region(1)) if t == 1 else None for t in range(8)]
     always = [rle(object_region(2)) for _ in range(8)]
     data = {
-        "videos": [{"id": 5, "file_names": [f"vb/{t}.jpg" for t in range(8)], "width": W, "height": H, "length": 8,
+        "videos": [{"id": 5, "file_names": [f"vb/{t}.jpg" for t in range(8)], "width": W, "height": H,
+                    "length": 8,
                     "metadata": {"dataset": "burst"},
-                    "dense_cap": {"caption": "a dog chases a cat", "token_pos": [1, 4, 4], "mask_id": [10, 11, 12]}}],
+                    "dense_cap": {"caption": "a dog chases a cat", "token_pos": [1, 4, 4],
+                                  "mask_id": [10, 11, 12]}}],
         "annotations": [{"id": 10, "segmentations": only_at_1}, {"id": 11, "segmentations": always},
                         {"id": 12, "segmentations": [rle(object_region(3))] * 8}],
     }
     (tmp_path / "train.json").write_text(json.dumps(data))
-    sample = BurstYTVISGCGReader(tmp_path / "train.json", tmp_path / "burst", tmp_path / "ytvis", num_frames=3)[0]
+    reader = BurstYTVISGCGReader(tmp_path / "train.json", tmp_path / "burst", tmp_path / "ytvis",
+                                 num_frames=3)
+    sample = reader[0]
     assert sample.answer == "a <p> dog </p> [SEG] chases a <p> cat </p> [SEG]"
     assert 1 in sample.frame_indices and len(sample.frame_indices) == 3
     assert sample.masks[0].any()  # the dog is only in frame 1: the uniform grid alone would miss it
@@ -217,7 +223,8 @@ def test_refcoco_reader_one_question_per_ref_with_the_phrase(tmp_path):
                  "annotations": [{"id": 7, "image_id": 1, "category_id": 3,
                                   "segmentation": [[2, 2, 12, 2, 12, 10, 2, 10]]}],
                  "categories": [{"id": 3, "name": "cup"}]}
-    refs = [{"ref_id": 0, "ann_id": 7, "image_id": 1, "split": "train", "sentences": [{"sent": "red cup on the left"}]}]
+    refs = [{"ref_id": 0, "ann_id": 7, "image_id": 1, "split": "train",
+             "sentences": [{"sent": "red cup on the left"}]}]
     (tmp_path / "instances.json").write_text(json.dumps(instances))
     (tmp_path / "refs.json").write_text(json.dumps(refs))
     sample = RefCOCOReader(tmp_path / "instances.json", tmp_path / "refs.json", tmp_path / "images")[0]
@@ -235,7 +242,8 @@ def write_videoqa(tmp_path: Path, lines: list[str]) -> Path:
     return path
 
 
-GOOD_QA = [json.dumps({"video_id": v, "q": "What happens?", "a": "A man cooks."}) for v in ("v1", "v2", "v1", "v2")]
+GOOD_QA = [json.dumps({"video_id": v, "q": "What happens?", "a": "A man cooks."})
+           for v in ("v1", "v2", "v1", "v2")]
 
 
 def test_videoqa_reader_no_masks(tmp_path):
@@ -277,7 +285,8 @@ def test_bad_sample_is_skipped_warned_and_counted(tmp_path, caplog, damage):
     reader = RefVOSReader.from_root(root, num_frames=None, max_bad_fraction=0.25)
     # A damaged file spoils both expressions of video v1; an absent object only its expression.
     _scan_with_bad(reader, bad, 1 if damage == "absent_object" else 2, caplog)
-    good = reader[3 if damage == "absent_object" else 2]  # index 3 (v1/1) or 2 (v1/0) is bad: the next one comes
+    # Index 3 (v1/1) or 2 (v1/0) is bad: asking for it returns the next usable sample.
+    good = reader[3 if damage == "absent_object" else 2]
     assert good.source == "ref_ytvos/v2/0"
 
 
@@ -293,7 +302,7 @@ def test_malformed_json_line_is_skipped_warned_and_counted(tmp_path, caplog):
 def test_too_many_bad_samples_raise_dataset_error(tmp_path):
     root = write_ref_ytvos(tmp_path, ("v0", "v1", "v2", "v3"))
     (root / "train" / "JPEGImages" / "v1" / "00000.jpg").unlink()
-    reader = RefVOSReader.from_root(root, num_frames=None)  # default max_bad_fraction 0.05: 2 of 8 is too many
+    reader = RefVOSReader.from_root(root, num_frames=None)  # default 0.05 tolerance: 2 of 8 is too many
     with pytest.warns(BadSampleWarning), pytest.raises(DatasetError, match="max_bad_fraction"):
         reader.scan()
     path = write_videoqa(tmp_path, GOOD_QA + ["not json"] * 2)

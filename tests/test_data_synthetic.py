@@ -107,6 +107,7 @@ def test_cli_writes_and_refuses_to_overwrite(tmp_path, capsys):
     args = ["synth", "--out", str(out), "--videos", "2", "--seed", "4", "--frames", "5", "--size", "48x64",
             "--no-progress"]
     assert main(args) == 0
-    assert sorted(p.name for p in (out / "JPEGImages" / "synth_0001").iterdir()) == [f"{t:05d}.jpg" for t in range(5)]
+    names = sorted(p.name for p in (out / "JPEGImages" / "synth_0001").iterdir())
+    assert names == [f"{t:05d}.jpg" for t in range(5)]
     assert main(args) == 2 and "already exists" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0

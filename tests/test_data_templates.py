@@ -1,4 +1,4 @@
-"""Templates put one `[SEG]` per mask where it belongs; the Sample contract is enforced; frames stay sorted."""
+"""Templates put one `[SEG]` per mask where it belongs; the Sample contract holds; frames stay sorted."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def test_anet_caption_handles_multi_digit_seg_indices():
 
 
 def test_word_caption_marks_each_grounded_word_once():
-    assert word_caption_to_answer("a dog chases a cat", [1, 4, 4]) == "a <p> dog </p> [SEG] chases a <p> cat </p> [SEG]"
+    expected = "a <p> dog </p> [SEG] chases a <p> cat </p> [SEG]"
+    assert word_caption_to_answer("a dog chases a cat", [1, 4, 4]) == expected
 
 
 def _sample(**overrides) -> Sample:

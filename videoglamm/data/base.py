@@ -57,7 +57,8 @@ class BadSampleLog:
         if key not in self.bad:
             self.bad[key] = str(error)
             warnings.warn(f"{self.dataset_name}: skipping {key}: {error}", BadSampleWarning, stacklevel=3)
-            logger.warning("%s: %d bad sample(s) skipped so far out of %d", self.dataset_name, self.count, total)
+            logger.warning("%s: %d bad sample(s) skipped so far out of %d",
+                           self.dataset_name, self.count, total)
         self.check(total)
 
     def check(self, total: int) -> None:
@@ -162,5 +163,6 @@ class ReaderBase(Dataset):
             except BadSampleError as err:
                 self._bad_indices.add(i)
                 self.bad_log.record(self._record_key(self._records[i]), err, self._total())
-        logger.info("%s: %d usable of %d samples", self.dataset_name, len(self) - len(self._bad_indices), self._total())
-        return len(self) - len(self._bad_indices)
+        usable = len(self) - len(self._bad_indices)
+        logger.info("%s: %d usable of %d samples", self.dataset_name, usable, self._total())
+        return usable

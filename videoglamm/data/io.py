@@ -41,7 +41,8 @@ def load_index_png(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.mode not in ("P", "L", "1"):
-                raise BadSampleError(f"mask {path} has mode {image.mode}; expected a palette PNG of object ids")
+                raise BadSampleError(
+                    f"mask {path} has mode {image.mode}; expected a palette PNG of object ids")
             return np.array(image.convert("L") if image.mode == "1" else image, dtype=np.uint8)
     except FileNotFoundError:
         raise BadSampleError(f"missing mask file {path}") from None

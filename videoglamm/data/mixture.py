@@ -92,8 +92,9 @@ class MixtureSampler(Sampler[int]):
         ConfigError: weights and datasets differ in number, or weights/rank are invalid.
     """
 
-    def __init__(self, sizes: Sequence[int], weights: Sequence[float], *, samples_per_epoch: int | None = None,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, sizes: Sequence[int], weights: Sequence[float], *,
+                 samples_per_epoch: int | None = None, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.sizes = [int(n) for n in sizes]
         self.weights = [float(w) for w in weights]
         self.probs = _normalised(self.weights, self.sizes)

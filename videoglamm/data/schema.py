@@ -97,9 +97,10 @@ class Sample:
         if self.masks.dtype != torch.bool:
             raise InputError(f"{where}: masks dtype is {self.masks.dtype}, expected torch.bool")
         if tuple(self.masks.shape) != expected:
-            kind = TokenCountError if self.masks.ndim == 4 and self.masks.shape[0] != num_seg else ShapeMismatchError
-            raise kind(f"{where}: masks shape {tuple(self.masks.shape)}, expected {expected} "
-                       f"(num_seg, T, H, W) for {num_seg} {SEG_TOKEN} in the answer")
+            count_wrong = self.masks.ndim == 4 and self.masks.shape[0] != num_seg
+            error = TokenCountError if count_wrong else ShapeMismatchError
+            raise error(f"{where}: masks shape {tuple(self.masks.shape)}, expected {expected} "
+                        f"(num_seg, T, H, W) for {num_seg} {SEG_TOKEN} in the answer")
         valid = self.meta.get("mask_valid")
         if valid is not None and tuple(valid.shape) != expected[:2]:
             raise ShapeMismatchError(f"{where}: meta['mask_valid'] shape {tuple(valid.shape)}, "

@@ -142,7 +142,8 @@ def _expressions(rng: np.random.Generator, objects: list[SyntheticObject], num_f
             exps.append({"exp": "the object that appears last", "obj_id": str(late.obj_id), "kind": "time"})
         if lasts.count(min(lasts)) == 1 and min(lasts) < num_frames - 1:
             early = objects[lasts.index(min(lasts))]
-            exps.append({"exp": "the object that disappears first", "obj_id": str(early.obj_id), "kind": "time"})
+            exps.append({"exp": "the object that disappears first", "obj_id": str(early.obj_id),
+                         "kind": "time"})
     return exps
 
 
@@ -156,7 +157,8 @@ def _caption(objects: list[SyntheticObject], num_frames: int) -> str:
     return " ".join(sentences)
 
 
-def generate_video(seed: int, index: int, *, num_frames: int = 12, size: tuple[int, int] = (96, 128)) -> SyntheticVideo:
+def generate_video(seed: int, index: int, *, num_frames: int = 12,
+                   size: tuple[int, int] = (96, 128)) -> SyntheticVideo:
     """Generate video `index` of the synthetic set `seed`.
 
     Args:
@@ -169,7 +171,8 @@ def generate_video(seed: int, index: int, *, num_frames: int = 12, size: tuple[i
     """
     height, width = size
     if num_frames < 1 or height < 32 or width < 32:
-        raise InputError(f"need num_frames >= 1 and size >= 32x32, got {num_frames} frames of {height}x{width}")
+        raise InputError(f"need num_frames >= 1 and size >= 32x32, "
+                         f"got {num_frames} frames of {height}x{width}")
     rng = np.random.default_rng([seed, index])
     num_objects = int(rng.integers(1, 4))
     colours = rng.choice(list(COLOURS), num_objects, replace=False)

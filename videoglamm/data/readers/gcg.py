@@ -46,9 +46,9 @@ class PhraseGCGReader(ReaderBase):
         DatasetError: `captions_dir` is missing or holds no JSON.
     """
 
-    def __init__(self, captions_dir: Path, frames_root: Path, mask_source: MaskSource, *, frames_subdir: str = "",
-                 num_frames: int | None = 8, dataset_name: str = "ytvos_gcg", max_bad_fraction: float = 0.05,
-                 seed: int = 0) -> None:
+    def __init__(self, captions_dir: Path, frames_root: Path, mask_source: MaskSource, *,
+                 frames_subdir: str = "", num_frames: int | None = 8, dataset_name: str = "ytvos_gcg",
+                 max_bad_fraction: float = 0.05, seed: int = 0) -> None:
         super().__init__(dataset_name, max_bad_fraction=max_bad_fraction, seed=seed)
         captions_dir = Path(captions_dir)
         if not captions_dir.is_dir():
@@ -63,7 +63,8 @@ class PhraseGCGReader(ReaderBase):
         """Ref-YTVOS GCG; `split_root` holds JPEGImages/ and Annotations/ (also the synth layout)."""
         split_root = Path(split_root)
         kwargs.setdefault("dataset_name", "ytvos_gcg")
-        return cls(captions_dir, split_root / "JPEGImages", PaletteMasks(split_root / "Annotations"), **kwargs)
+        masks = PaletteMasks(split_root / "Annotations")
+        return cls(captions_dir, split_root / "JPEGImages", masks, **kwargs)
 
     @classmethod
     def mevis(cls, captions_dir: Path, split_root: Path, **kwargs) -> "PhraseGCGReader":
@@ -76,7 +77,8 @@ class PhraseGCGReader(ReaderBase):
     def stvg(cls, captions_dir: Path, split_root: Path, **kwargs) -> "PhraseGCGReader":
         """VidSTG or HC-STVG GCG; `split_root/<video>/` holds frames/ and masks/."""
         kwargs.setdefault("dataset_name", "vidstg_gcg")
-        return cls(captions_dir, split_root, ObjectPNGMasks(Path(split_root)), frames_subdir="frames", **kwargs)
+        masks = ObjectPNGMasks(Path(split_root))
+        return cls(captions_dir, split_root, masks, frames_subdir="frames", **kwargs)
 
     def _load(self, record: Path, rng: random.Random) -> Sample:
         data = read_json(record)
@@ -124,8 +126,8 @@ class BurstYTVISGCGReader(ReaderBase):
     """
 
     def __init__(self, json_path: Path, burst_frames_root: Path, ytvis_frames_root: Path, *,
-                 num_frames: int | None = 8, dataset_name: str = "burst_ytvis_gcg", max_bad_fraction: float = 0.05,
-                 seed: int = 0) -> None:
+                 num_frames: int | None = 8, dataset_name: str = "burst_ytvis_gcg",
+                 max_bad_fraction: float = 0.05, seed: int = 0) -> None:
         super().__init__(dataset_name, max_bad_fraction=max_bad_fraction, seed=seed)
         self.json_path, self.num_frames = Path(json_path), num_frames
         self.roots = {"burst": Path(burst_frames_root), "yt19": Path(ytvis_frames_root)}
@@ -162,7 +164,8 @@ class BurstYTVISGCGReader(ReaderBase):
             if missing:
                 raise BadSampleError(f"mask ids {missing} of {self._record_key(record)} have no annotation")
             segs.append([self.annotations[m]["segmentations"] for m in group])
-        required = [[t for t in range(length) if any(s[t] is not None for s in group_segs)] for group_segs in segs]
+        required = [[t for t in range(length) if any(s[t] is not None for s in group_segs)]
+                    for group_segs in segs]
         indices = covering_indices(length, self.num_frames, required)
         frames = [load_rgb(root / files[i]) for i in indices]
         masks = np.zeros((len(segs), len(indices), frames[0].height, frames[0].width), dtype=bool)
@@ -174,6 +177,7 @@ class BurstYTVISGCGReader(ReaderBase):
                         check_mask_size(mask, frames[t], f"{self.json_path} ({files[i]})")
                         masks[k, t] |= mask
         require_present(masks, [f"mask ids {g}" for g in ordered], self._record_key(record))
-        return Sample(frames=frames, prompt=gcg_question(rng), answer=word_caption_to_answer(caption, token_pos),
-                      masks=torch.from_numpy(masks), task="gcg", frame_indices=indices,
-                      source=f"{self.dataset_name}/{Path(files[0]).parent}", meta={"video": str(Path(files[0]).parent)})
+        video = str(Path(files[0]).parent)
+        answer = word_caption_to_answer(caption, token_pos)
+        return Sample(frames=frames, prompt=gcg_question(rng), answer=answer, masks=torch.from_numpy(masks),
+                      task="gcg", frame_indices=indices, source=f"{self.dataset_name}/{video}", meta={"video": video})

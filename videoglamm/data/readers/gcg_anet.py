@@ -61,7 +61,8 @@ class ANetEntitiesGCGReader(ReaderBase):
             answer, keys = anet_caption_to_answer(data["refined_caption"])
             objects = {key: int(data["seg_token_to_obj"][key]["frame_id"]) for key in set(keys)}
         except (KeyError, TypeError, ValueError) as err:
-            raise BadSampleError(f"{record}: missing or malformed caption/seg_token_to_obj entry {err}") from None
+            raise BadSampleError(f"{record}: missing or malformed caption/seg_token_to_obj entry {err}") \
+                from None
         if not keys:
             raise BadSampleError(f"{record}: caption has no [SEG:k] to ground")
         paths = list_frames(self.root / "video_frames" / vid / seg)
@@ -70,7 +71,8 @@ class ANetEntitiesGCGReader(ReaderBase):
         for key, frame_id in objects.items():
             stem = f"{frame_id:02d}"
             if stem not in position:
-                raise BadSampleError(f"missing frame file {paths[0].parent / (stem + '.jpg')} for {key} in {record}")
+                missing = paths[0].parent / f"{stem}.jpg"
+                raise BadSampleError(f"missing frame file {missing} for {key} in {record}")
             frame_pos[key] = position[stem]
         indices = covering_indices(len(paths), self.num_frames, [[p] for p in frame_pos.values()])
         frames = [load_rgb(paths[i]) for i in indices]

@@ -48,7 +48,8 @@ class STGroundingReader(ReaderBase):
     def __init__(self, annotation_path: Path, frames_root: Path, *, num_frames: int | None = 8,
                  dataset_name: str = "vidstg", max_bad_fraction: float = 0.05, seed: int = 0) -> None:
         super().__init__(dataset_name, max_bad_fraction=max_bad_fraction, seed=seed)
-        self.annotation_path, self.frames_root, self.num_frames = Path(annotation_path), Path(frames_root), num_frames
+        self.annotation_path, self.frames_root = Path(annotation_path), Path(frames_root)
+        self.num_frames = num_frames
         try:
             data = read_json(self.annotation_path)
         except BadSampleError as err:
@@ -78,8 +79,8 @@ class STGroundingReader(ReaderBase):
         paths = list_frames(video_dir)
         start, end = int(record.get("start_frame", 0)), int(record.get("end_frame", len(paths)))
         if not boxes_by_frame or end > len(paths) or not start <= tube.start < tube.stop <= end:
-            raise BadSampleError(f"{self._record_key(record)}: tube {tube.start}..{tube.stop} has no box or lies "
-                                 f"outside clip {start}..{end} / the {len(paths)} frames in {video_dir}")
+            raise BadSampleError(f"{self._record_key(record)}: tube {tube.start}..{tube.stop} has no box or "
+                                 f"lies outside clip {start}..{end} / the {len(paths)} frames in {video_dir}")
         clip_positions = covering_indices(end - start, self.num_frames, [[f - start for f in boxes_by_frame]])
         indices = [start + p for p in clip_positions]
         frames = [load_rgb(paths[i]) for i in indices]
@@ -95,7 +96,8 @@ class STGroundingReader(ReaderBase):
         inside = [t for t, i in enumerate(indices) if i in tube]
         span = (inside[0], inside[-1])
         return Sample(frames=frames, prompt=vg_question(rng, caption), answer=vg_answer(rng, *span),
-                      masks=torch.from_numpy(masks), task="vg", frame_indices=indices, boxes=boxes, time_span=span,
+                      masks=torch.from_numpy(masks), task="vg", frame_indices=indices, boxes=boxes,
+                      time_span=span,
                       source=f"{self.dataset_name}/{record.get('video_id', video_dir.name)}",
                       meta={"video": str(record.get("video_path")), "mask_from_box": True,
                             "qtype": record.get("qtype")})

@@ -55,7 +55,8 @@ class RefCOCOReader(ReaderBase):
         for ref in refs:
             if split is not None and ref.get("split") != split:
                 continue
-            if ref.get("ann_id") not in self.anns or ref.get("image_id") not in self.images or not ref.get("sentences"):
+            known = ref.get("ann_id") in self.anns and ref.get("image_id") in self.images
+            if not known or not ref.get("sentences"):
                 self._index_bad(f"{self.refs_path} ref {ref.get('ref_id')}",
                                 BadSampleError("unknown ann_id/image_id or no sentences"))
                 continue

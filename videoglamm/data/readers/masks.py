@@ -62,7 +62,8 @@ class RLEMasks:
             for anno_id in group:
                 per_frame = masks.get(str(anno_id))
                 if per_frame is None:
-                    raise BadSampleError(f"annotation id {anno_id} of video {video} is not in {self.mask_dict_path}")
+                    raise BadSampleError(
+                        f"annotation id {anno_id} of video {video} is not in {self.mask_dict_path}")
                 for t, (index, frame) in enumerate(zip(frame_indices, frames)):
                     if index >= len(per_frame):
                         raise BadSampleError(f"annotation {anno_id} in {self.mask_dict_path} has "

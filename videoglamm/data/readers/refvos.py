@@ -61,8 +61,8 @@ def _parse_meta(meta_path: Path, id_key: str, reader: ReaderBase) -> list[Expres
             ids = exp.get(id_key) if isinstance(exp, dict) else None
             ids = [ids] if isinstance(ids, (str, int)) else ids
             if not frames or not ids or not isinstance(exp.get("exp"), str):
-                reader._index_bad(f"{meta_path} video {video} expression {exp_id}",
-                                  BadSampleError(f"expression lacks 'exp', '{id_key}' or the video lacks frames"))
+                problem = f"expression lacks 'exp', '{id_key}' or the video lacks frames"
+                reader._index_bad(f"{meta_path} video {video} expression {exp_id}", BadSampleError(problem))
                 continue
             records.append(Expression(video, str(exp_id), exp["exp"], tuple(str(i) for i in ids),
                                       frames, exp.get("kind")))
@@ -132,8 +132,8 @@ class RefVOSReader(_ReferringReader):
             return cls(root / "meta_expressions.json", root / "JPEGImages", root / "Annotations", **kwargs)
         meta = root / "meta_expressions" / split / "meta_expressions.json"
         if not meta.exists():
-            raise DatasetError(f"no meta_expressions.json under {root} (looked for {root / 'meta_expressions.json'} "
-                               f"and {meta}); pass the Ref-YouTube-VOS root folder")
+            raise DatasetError(f"no meta_expressions.json under {root} (looked for "
+                               f"{root / 'meta_expressions.json'} and {meta}); pass the Ref-YouTube-VOS root")
         return cls(meta, root / split / "JPEGImages", root / split / "Annotations", **kwargs)
 
 

@@ -19,6 +19,8 @@ from videoglamm.data.schema import Sample
 from videoglamm.data.templates import SEG_TOKEN
 from videoglamm.errors import DatasetError
 
+_FIELDS = ("video_id", "q", "a")
+
 
 class VideoQAReader(ReaderBase):
     """VideoInstruct-100K style QA reader.
@@ -36,7 +38,8 @@ class VideoQAReader(ReaderBase):
     def __init__(self, annotation_path: Path, frames_root: Path, *, num_frames: int | None = 16,
                  dataset_name: str = "video_instruct", max_bad_fraction: float = 0.05, seed: int = 0) -> None:
         super().__init__(dataset_name, max_bad_fraction=max_bad_fraction, seed=seed)
-        self.annotation_path, self.frames_root, self.num_frames = Path(annotation_path), Path(frames_root), num_frames
+        self.annotation_path, self.frames_root = Path(annotation_path), Path(frames_root)
+        self.num_frames = num_frames
         if not self.annotation_path.is_file():
             raise DatasetError(f"{dataset_name}: annotation file {self.annotation_path} does not exist")
         if self.annotation_path.suffix == ".jsonl":
@@ -50,7 +53,7 @@ class VideoQAReader(ReaderBase):
             key = f"{self.annotation_path}:{number}"
             if isinstance(entry, BadSampleError):
                 self._index_bad(key, entry)
-            elif not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("video_id", "q", "a"))):
+            elif not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in _FIELDS)):
                 self._index_bad(key, BadSampleError(f"entry at {key} needs string 'video_id', 'q' and 'a'"))
             elif SEG_TOKEN in entry["q"] + entry["a"]:
                 # A literal [SEG] in QA text would be supervised as a mask token without a mask.
@@ -67,6 +70,7 @@ class VideoQAReader(ReaderBase):
         paths = list_frames(self.frames_root / entry["video_id"])
         indices = uniform_indices(len(paths), self.num_frames)
         frames = [load_rgb(paths[i]) for i in indices]
-        return Sample(frames=frames, prompt=entry["q"].strip(), answer=entry["a"].strip(), masks=None, task="vqa",
+        return Sample(frames=frames, prompt=entry["q"].strip(), answer=entry["a"].strip(), masks=None,
+                      task="vqa",
                       source=f"{self.dataset_name}/{entry['video_id']}", frame_indices=indices,
                       meta={"video": entry["video_id"]})
