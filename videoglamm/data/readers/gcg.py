@@ -164,6 +164,9 @@ class BurstYTVISGCGReader(ReaderBase):
             if missing:
                 raise BadSampleError(f"mask ids {missing} of {self._record_key(record)} have no annotation")
             segs.append([self.annotations[m]["segmentations"] for m in group])
+        if len(files) < length or any(len(s) < length for group_segs in segs for s in group_segs):
+            raise BadSampleError(f"{self._record_key(record)}: fewer file_names or segmentations than its "
+                                 f"length {length}")
         required = [[t for t in range(length) if any(s[t] is not None for s in group_segs)]
                     for group_segs in segs]
         indices = covering_indices(length, self.num_frames, required)
@@ -180,4 +183,5 @@ class BurstYTVISGCGReader(ReaderBase):
         video = str(Path(files[0]).parent)
         answer = word_caption_to_answer(caption, token_pos)
         return Sample(frames=frames, prompt=gcg_question(rng), answer=answer, masks=torch.from_numpy(masks),
-                      task="gcg", frame_indices=indices, source=f"{self.dataset_name}/{video}", meta={"video": video})
+                      task="gcg", frame_indices=indices, source=f"{self.dataset_name}/{video}",
+                      meta={"video": video})
