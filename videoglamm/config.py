@@ -333,7 +333,7 @@ _TINY_SAM2_OVERRIDES = (
     # Hiera with one block per stage and small widths; all SAM2 heads at d_model 32.
     "++model.image_encoder.trunk.embed_dim=8",
     "++model.image_encoder.trunk.num_heads=1",
-    "++model.image_encoder.trunk.stages=[1,1,1,1]",
+    "++model.image_encoder.trunk.stages=[1,1,2,1]",
     "++model.image_encoder.trunk.global_att_blocks=[3]",
     "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
     "++model.image_encoder.trunk.window_spec=[4,4,4,4]",
