@@ -330,7 +330,8 @@ class VideoGLaMMConfig(PretrainedConfig):
 
 
 _TINY_SAM2_OVERRIDES = (
-    # Hiera with one block per stage and small widths; all SAM2 heads at d_model 32.
+    # Hiera with 1-1-2-1 blocks and small widths; all SAM2 heads at d_model 32. The global-attention
+    # block must not open a stage: Hiera's q-pool blocks need a window (window 0 divides by zero).
     "++model.image_encoder.trunk.embed_dim=8",
     "++model.image_encoder.trunk.num_heads=1",
     "++model.image_encoder.trunk.stages=[1,1,2,1]",
@@ -351,6 +352,7 @@ _TINY_SAM2_OVERRIDES = (
     "++model.memory_attention.layer.cross_attention.num_heads=1",
     "++model.memory_attention.layer.cross_attention.kv_in_dim=16",
     "++model.memory_attention.layer.cross_attention.feat_sizes=[4,4]",
+    "++model.memory_encoder.in_dim=32",
     "++model.memory_encoder.out_dim=16",
     "++model.memory_encoder.position_encoding.num_pos_feats=16",
     "++model.memory_encoder.mask_downsampler.embed_dim=32",
