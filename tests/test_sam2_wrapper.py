@@ -257,6 +257,32 @@ def test_track_memory_stays_bounded_and_trimming_changes_nothing(decoder: SAM2Ma
     assert len(unbounded.memory) == 40
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [("++model.max_cond_frames_in_attn=2",), ("++model.memory_temporal_stride_for_eval=3",)],
+    ids=["cond-frame-cap", "memory-stride"],
+)
+def test_trimming_follows_the_config_windows(overrides: tuple[str, ...]) -> None:
+    torch.manual_seed(0)
+    cfg = tiny_cfg()
+    dec = present_objects(build_mask_decoder(tiny_cfg(overrides=cfg.overrides + overrides)))
+    video, p, prompted = frames(30, 64), prompts(2, 32), (0, 2, 4, 6, 8)
+    bounded = SAM2VideoTracker(dec, prompt_frames=prompted)
+    unbounded = SAM2VideoTracker(dec, prompt_frames=prompted, retain_all_memory=True)
+    with torch.no_grad():
+        for a, b in zip(bounded.track(video, p), unbounded.track(video, p), strict=True):
+            assert torch.equal(a.mask_logits, b.mask_logits)
+    cond = bounded.memory.output_dict["cond_frame_outputs"]
+    non_cond = bounded.memory.output_dict["non_cond_frame_outputs"]
+    if dec.model.max_cond_frames_in_attn == 2:
+        assert sorted(cond) == [6, 8]  # the two SAM2 attends to; older ones fell out of every window
+    else:
+        assert sorted(cond) == list(prompted)
+        # stride 3: spatial memories reach back (num_maskmem - 1) * 3 = 18 frames
+        assert sum("maskmem_features" in out for out in non_cond.values()) <= 18
+    assert len(non_cond) <= max(6 * dec.model.memory_temporal_stride_for_eval, 15)
+
+
 def test_prompt_tokens_are_appended_after_the_padding_point_on_prompt_frames_only(
     decoder: SAM2MaskDecoder,
 ) -> None:

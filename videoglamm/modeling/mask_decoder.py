@@ -275,7 +275,9 @@ class SAM2MaskDecoder(nn.Module):
         # The prompt encoder with no points, boxes or masks yields an empty sparse set and the
         # `no_mask_embed` dense prompt; the SEG embeddings are the whole sparse prompt.
         sparse, dense = model.sam_prompt_encoder(points=None, boxes=None, masks=None)
-        sparse = torch.cat([sparse.expand(n * k, -1, -1), prompts.reshape(n * k, 1, -1).to(sparse.dtype)], dim=1)
+        # The empty sparse set is created in the default dtype; follow the module's (dense) dtype.
+        tokens = prompts.reshape(n * k, 1, -1).to(dense.dtype)
+        sparse = torch.cat([sparse.to(dense.dtype).expand(n * k, -1, -1), tokens], dim=1)
         dense = dense.expand(n * k, -1, -1, -1)
 
         def per_object(x: Tensor) -> Tensor:  # (N, ...) -> (N * K, ...), frame-major like `prompts`

@@ -49,7 +49,7 @@ def append_sparse_prompts(prompt_encoder: nn.Module, tokens: Tensor) -> Iterator
                 f"prompt tokens {tuple(tokens.shape)} do not fit sparse embeddings {tuple(sparse.shape)}: "
                 "one row of tokens per prompted object and the prompt encoder's width are required"
             )
-        return torch.cat([sparse, tokens.to(sparse.dtype)], dim=1), dense
+        return torch.cat([sparse, tokens.to(device=sparse.device, dtype=sparse.dtype)], dim=1), dense
 
     handle = prompt_encoder.register_forward_hook(hook)
     try:
@@ -147,7 +147,18 @@ class MemoryBank:
         cond = self.output_dict["cond_frame_outputs"]
         cap = self.model.max_cond_frames_in_attn
         if cap != -1 and len(cond) > cap:
-            prune(cond, protected=set(sorted(cond)[-cap:]))
+            from sam2.modeling.sam2_utils import select_closest_cond_frames
+
+            # Forward tracking never gets closer to an older prompt frame: SAM2's choice for the next
+            # frame stays its choice until a new prompt frame arrives.
+            selected, _ = select_closest_cond_frames(next_frame_idx, cond, cap)
+            prune(cond, protected=set(selected))
+            if len(cond) <= cap:
+                # SAM2 then reads the dict in its own order instead of selecting; keep the order it
+                # would have selected in, so memory tokens are concatenated exactly as without trimming.
+                ordered = {t: cond[t] for t in selected}
+                cond.clear()
+                cond.update(ordered)
 
 
 @dataclass
