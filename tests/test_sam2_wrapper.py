@@ -99,16 +99,20 @@ def test_meta_build_can_be_materialised_and_loaded(decoder: SAM2MaskDecoder) -> 
 def test_build_leaves_another_hydra_application_untouched(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
     (tmp_path / "app.yaml").write_text("answer: 42\n")
+    before = get_gh_backup()  # sam2's own import-time state, put back for the other tests
     GlobalHydra.instance().clear()  # leave the state to the application below
     try:
         with initialize_config_dir(config_dir=str(tmp_path), version_base="1.2"):
             build_sam2_model(tiny_cfg())
             assert compose(config_name="app").answer == 42
-    finally:
         GlobalHydra.instance().clear()
-    build_sam2_model(tiny_cfg())  # and with no Hydra state at all
+        build_sam2_model(tiny_cfg())  # and with no Hydra state at all
+        assert not GlobalHydra.instance().is_initialized()
+    finally:
+        restore_gh_from_backup(before)
 
 
 # -- image path and frame-wise decoding ----------------------------------------------------------

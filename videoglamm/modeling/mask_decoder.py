@@ -300,6 +300,10 @@ class SAM2MaskDecoder(nn.Module):
             object_score_logits=object_scores.reshape(n, k),
         )
 
+    def forward(self, features: FrameFeatures, prompts: Tensor) -> DecodeOutput:
+        """`decode` (so wrappers that call `forward`, e.g. DDP, see the training path)."""
+        return self.decode(features, prompts)
+
     @staticmethod
     def upsample(logits: Tensor, size: tuple[int, int]) -> Tensor:
         """Bilinearly resize mask logits (..., h, w) to `size` = (H, W) (threshold afterwards, at 0).
