@@ -351,6 +351,11 @@ class SAM2MaskDecoder(nn.Module):
 
         Returns:
             An iterator of `TrackStep`, one per frame from the first prompt frame on.
+
+        Raises:
+            InputError: bad `prompt_frames`, no prompts at all, or (at the end of the iteration) a
+                prompt frame beyond the video.
+            ShapeMismatchError: prompts not (K, D) or a frame not (3, S, S).
         """
         tracker = SAM2VideoTracker(
             self,
