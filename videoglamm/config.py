@@ -330,10 +330,11 @@ class VideoGLaMMConfig(PretrainedConfig):
 
 
 _TINY_SAM2_OVERRIDES = (
-    # Hiera with one block per stage and small widths; all SAM2 heads at d_model 32.
+    # Hiera with 1-1-2-1 blocks and small widths; all SAM2 heads at d_model 32. The global-attention
+    # block must not open a stage: Hiera's q-pool blocks need a window (window 0 divides by zero).
     "++model.image_encoder.trunk.embed_dim=8",
     "++model.image_encoder.trunk.num_heads=1",
-    "++model.image_encoder.trunk.stages=[1,1,1,1]",
+    "++model.image_encoder.trunk.stages=[1,1,2,1]",
     "++model.image_encoder.trunk.global_att_blocks=[3]",
     "++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]",
     "++model.image_encoder.trunk.window_spec=[4,4,4,4]",
@@ -351,6 +352,7 @@ _TINY_SAM2_OVERRIDES = (
     "++model.memory_attention.layer.cross_attention.num_heads=1",
     "++model.memory_attention.layer.cross_attention.kv_in_dim=16",
     "++model.memory_attention.layer.cross_attention.feat_sizes=[4,4]",
+    "++model.memory_encoder.in_dim=32",
     "++model.memory_encoder.out_dim=16",
     "++model.memory_encoder.position_encoding.num_pos_feats=16",
     "++model.memory_encoder.mask_downsampler.embed_dim=32",

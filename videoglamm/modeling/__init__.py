@@ -1,1 +1,1 @@
-"""The parts of VideoGLaMM, one module each, composed in `videoglamm.py`."""
+"""Model parts of VideoGLaMM and SAMWISE: one file per part, composed by the model builders."""

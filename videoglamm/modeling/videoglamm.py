@@ -64,10 +64,10 @@ class VideoGLaMM(nn.Module):
         self.llm = llm if llm is not None else build_llm(config.llm)
         self.seg_projector = SegProjector(hidden, config.seg_projector.out_dim)
         self.mask_decoder = mask_decoder if mask_decoder is not None else build_mask_decoder(config.sam2)
-        if self.mask_decoder.prompt_dim != config.seg_projector.out_dim:
+        if self.mask_decoder.hidden_dim != config.seg_projector.out_dim:
             raise ConfigError(
                 f"seg_projector.out_dim ({config.seg_projector.out_dim}) must equal the SAM2 prompt width "
-                f"({self.mask_decoder.prompt_dim})"
+                f"({self.mask_decoder.hidden_dim})"
             )
         self.processor = None  # set by from_pretrained; predict() falls back to the preset's processor
         self._declare_trainable()
