@@ -88,6 +88,7 @@ class VideoGLaMM(nn.Module):
     def apply_lora(self, cfg: LoRAConfig | None = None) -> None:
         """Wrap the LLM with LoRA (on `cfg.target_modules`, default from the config) for fine-tuning."""
         self.llm = wrap_with_lora(self.llm, cfg or self.config.lora)
+        self.llm.train(self.training)  # new LoRA dropout layers must follow the model's mode
 
     def merge_lora(self) -> None:
         """Fold LoRA into the LLM weights; the model then has the preset's exact parameter names."""
