@@ -164,3 +164,14 @@ def test_full_preset_on_meta_device_has_official_sizes():
     assert count(m.video_adapter) == 1408 * 3072 + 3072 + 3072 * 3072 + 3072
     assert count(m.seg_projector) == 3072 * 3072 + 3072 + 3072 * 256 + 256
     assert m.language_model.get_input_embeddings().weight.shape == (32012, 3072)
+
+
+def test_train_all_sam2_makes_every_sam2_tensor_trainable_and_reach_grads(tiny_processor):
+    cfg = VideoGLaMMConfig.from_preset("videoglamm-tiny", sam2={"train_all": True})
+    m = VideoGLaMM(cfg)
+    names = set(m.trainable_parameter_names())
+    assert {n for n, _ in m.mask_decoder.named_parameters(prefix="mask_decoder")} <= names
+    out = m(**_batch(tiny_processor))
+    out.loss.backward()
+    encoder_grads = [p.grad for n, p in m.mask_decoder.model.image_encoder.named_parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in encoder_grads)

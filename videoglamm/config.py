@@ -177,6 +177,9 @@ class SAM2Config:
     variant: str = "configs/sam2/sam2_hiera_l.yaml"
     image_size: int = 1024
     train_mask_decoder: bool = False
+    # Train the whole SAM2 (image encoder, memory included). Only for models trained from scratch, such as
+    # the tiny synthetic demo, whose SAM2 has no pretrained weights to keep.
+    train_all: bool = False
     # Extra Hydra overrides (e.g. tiny Hiera dims); applied after image_size.
     overrides: tuple[str, ...] = ()
     max_objects: int = 4  # [SEG] tokens per sample that receive mask supervision / tracking slots

@@ -180,15 +180,17 @@ class SAM2MaskDecoder(nn.Module):
         train_mask_decoder: whether `model.sam_mask_decoder` is trainable.
     """
 
-    def __init__(self, model: SAM2Base, train_mask_decoder: bool = False) -> None:
+    def __init__(self, model: SAM2Base, train_mask_decoder: bool = False, train_all: bool = False) -> None:
         super().__init__()
         self.model = model
         self.train_mask_decoder = train_mask_decoder
+        self.train_all = train_all
         self.declare_trainable()
 
     def declare_trainable(self) -> None:
-        """Freeze SAM2, except its mask decoder when `train_mask_decoder` (re-run after loading weights)."""
-        self.model.requires_grad_(False)
+        """Freeze SAM2, except its mask decoder when `train_mask_decoder`, or nothing when `train_all`
+        (re-run after loading weights)."""
+        self.model.requires_grad_(self.train_all)
         if self.train_mask_decoder:
             self.model.sam_mask_decoder.requires_grad_(True)
 
@@ -383,4 +385,4 @@ def build_mask_decoder(cfg: SAM2Config) -> SAM2MaskDecoder:
     Raises:
         ConfigError: the SAM2 config cannot be composed or is not a `SAM2Base` config.
     """
-    return SAM2MaskDecoder(build_sam2_model(cfg), train_mask_decoder=cfg.train_mask_decoder).eval()
+    return SAM2MaskDecoder(build_sam2_model(cfg), train_mask_decoder=cfg.train_mask_decoder, train_all=cfg.train_all).eval()
