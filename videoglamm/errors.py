@@ -33,3 +33,7 @@ class CheckpointError(VideoGLaMMError, RuntimeError):
 
 class DatasetError(VideoGLaMMError, RuntimeError):
     """A dataset is malformed beyond the configured tolerance of bad samples."""
+
+
+class TrainingError(VideoGLaMMError, RuntimeError):
+    """Training cannot go on (too many non-finite losses, a checkpoint that does not match the run)."""

@@ -165,6 +165,7 @@ class VideoGLaMM(nn.Module):
         masks: list[torch.Tensor] | None = None,
         frame_indices: torch.Tensor | None = None,
         original_sizes: torch.Tensor | None = None,
+        mask_valid: list[torch.Tensor] | None = None,
     ) -> VideoGLaMMOutput:
         """Teacher-forced forward with losses.
 
@@ -174,6 +175,8 @@ class VideoGLaMM(nn.Module):
             sam_pixel_values: (B, Ts, 3, S, S) SAM2 views of the supervised frames.
             masks: per sample float (num_seg, Ts, H, W); the k-th mask supervises the k-th `[SEG]`.
             frame_indices, original_sizes: bookkeeping from the processor (not used by the forward).
+            mask_valid: per sample bool (num_seg, Ts); (mask, frame) pairs marked False get no mask loss
+                (frames without annotation). None: every pair is supervised.
 
         Returns:
             `VideoGLaMMOutput`.
@@ -195,7 +198,7 @@ class VideoGLaMM(nn.Module):
         pred_masks: list[torch.Tensor] = []
         bce = dice = None
         if masks is not None:
-            pred_masks, bce, dice = self._mask_losses(seg_embeddings, sam_pixel_values, masks)
+            pred_masks, bce, dice = self._mask_losses(seg_embeddings, sam_pixel_values, masks, mask_valid)
         loss = None
         if lm_loss is not None:
             w = self.config.loss
@@ -215,10 +218,13 @@ class VideoGLaMM(nn.Module):
         return list(projected.split(counts))
 
     def _mask_losses(
-        self, seg_embeddings: list[torch.Tensor], sam_pixel_values: torch.Tensor | None, masks: list[torch.Tensor]
+        self, seg_embeddings: list[torch.Tensor], sam_pixel_values: torch.Tensor | None, masks: list[torch.Tensor],
+        mask_valid: list[torch.Tensor] | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         if len(masks) != len(seg_embeddings):
             raise TokenCountError(f"{len(masks)} mask entries for a batch of {len(seg_embeddings)} samples")
+        if mask_valid is not None and len(mask_valid) != len(masks):
+            raise ShapeMismatchError(f"{len(mask_valid)} mask_valid entries for {len(masks)} mask entries")
         preds, logits_all, targets_all = [], [], []
         for i, (prompts, target) in enumerate(zip(seg_embeddings, masks)):
             if target.shape[0] != prompts.shape[0]:
@@ -233,12 +239,21 @@ class VideoGLaMM(nn.Module):
                 raise ShapeMismatchError(f"sample {i}: {frames.shape[0]} SAM frames but masks cover {target.shape[1]}")
             pred = self.decode_masks(frames, prompts, tuple(target.shape[-2:]))  # (K, Ts, H, W)
             preds.append(pred)
-            logits_all.append(pred.flatten(0, 1))
-            targets_all.append(target.flatten(0, 1).to(pred.dtype))
+            keep = slice(None)
+            if mask_valid is not None:
+                if tuple(mask_valid[i].shape) != tuple(target.shape[:2]):
+                    raise ShapeMismatchError(f"sample {i}: mask_valid {tuple(mask_valid[i].shape)} vs masks "
+                                             f"(num_seg, Ts) {tuple(target.shape[:2])}")
+                keep = mask_valid[i].to(pred.device, torch.bool).flatten()
+            logits_all.append(pred.flatten(0, 1)[keep])
+            targets_all.append(target.flatten(0, 1).to(pred.dtype)[keep])
         if not logits_all:
             zero = self.seg_projector.fc2.weight.new_zeros(())
             return preds, zero, zero
         logits, targets = torch.cat(logits_all), torch.cat(targets_all)
+        if logits.shape[0] == 0:  # every pair masked out: no mask loss, but keep the graph connected
+            zero = logits.sum() * 0.0
+            return preds, zero, zero
         return preds, mask_bce(logits.float(), targets.float()), mask_dice(logits.float(), targets.float())
 
     def decode_masks(self, frames: torch.Tensor, prompts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -183,6 +183,7 @@ class VideoGLaMMProcessor:
         answers: Sequence[str] | None = None,
         masks: Sequence[torch.Tensor | None] | None = None,
         frame_sampling: str | None = None,
+        mask_valid: Sequence[torch.Tensor | None] | None = None,
     ) -> dict[str, Any]:
         """Build a batch.
 
@@ -192,12 +193,14 @@ class VideoGLaMMProcessor:
             answers: training only; one answer per sample with one `[SEG]` per mask.
             masks: training only; bool (num_seg, T, H, W) per sample aligned with its frames (None when the
                 answer has no `[SEG]`).
+            mask_valid: training only, optional; bool (num_seg, T) per sample (None: every frame annotated).
+                False marks frames whose mask is not annotated, which must not be supervised.
 
         Returns:
             dict with `input_ids`, `attention_mask`, `pixel_values_image` (B, Te, 3, Si, Si),
             `pixel_values_video` (B, Te, 3, Sv, Sv), `frame_indices` (B, Te), `original_sizes` (B, 2), and with
             answers: `labels`; with masks: `sam_pixel_values` (B, Ts, 3, S, S) and `masks` (list of float
-            (num_seg, Ts, H, W)).
+            (num_seg, Ts, H, W)); with mask_valid: `mask_valid` (list of bool (num_seg, Ts)).
 
         Raises:
             InputError / TokenCountError / ShapeMismatchError naming the sample and the mismatch.
@@ -211,6 +214,9 @@ class VideoGLaMMProcessor:
             )
         if masks is not None and answers is None:
             raise InputError("masks are given without answers; masks supervise the [SEG] tokens of the answers")
+        if mask_valid is not None and (masks is None or len(mask_valid) != n):
+            raise InputError("mask_valid needs masks and one entry (or None) per sample")
+        valid_out: list[torch.Tensor] = []
         ids, labels, image, video, indices, sizes, sam, targets = [], [], [], [], [], [], [], []
         for i in range(n):
             frames = as_frames(videos[i])
@@ -226,6 +232,8 @@ class VideoGLaMMProcessor:
                 sam_idx = subsample(enc.frame_indices, self.config.sampling.sam_frames)
                 sam.append(self.sam_transform(frames[sam_idx]))
                 targets.append(self._check_masks(i, masks[i], answers[i], frames.shape, sam_idx))
+                if mask_valid is not None:
+                    valid_out.append(self._check_valid(i, mask_valid[i], targets[-1].shape[0], frames.shape[0], sam_idx))
         batch = self._pad(ids, labels if answers is not None else None)
         batch.update(
             pixel_values_image=torch.stack(image),
@@ -236,7 +244,19 @@ class VideoGLaMMProcessor:
         if masks is not None:
             batch["sam_pixel_values"] = torch.stack(sam)
             batch["masks"] = targets
+            if mask_valid is not None:
+                batch["mask_valid"] = valid_out
         return batch
+
+    @staticmethod
+    def _check_valid(i: int, valid: torch.Tensor | None, num_seg: int, t: int, sam_idx: list[int]) -> torch.Tensor:
+        if valid is None:
+            return torch.ones(num_seg, len(sam_idx), dtype=torch.bool)
+        valid = torch.as_tensor(valid, dtype=torch.bool)
+        if tuple(valid.shape) != (num_seg, t):
+            raise ShapeMismatchError(f"sample {i}: mask_valid has shape {tuple(valid.shape)}, expected "
+                                     f"(num_seg, T) = {(num_seg, t)}")
+        return valid[:, sam_idx]
 
     def _check_masks(
         self, i: int, mask: torch.Tensor | None, answer: str, frames_shape: torch.Size, sam_idx: list[int]

@@ -1,0 +1,1 @@
+"""Training entry points for VideoGLaMM (accelerate DDP or DeepSpeed). Imports `videoglamm`, never the reverse."""

@@ -1,0 +1,64 @@
+"""Train VideoGLaMM from a recipe.
+
+    python train/train.py --config configs/train/tiny_synthetic.yaml [key.path=value ...] [--resume DIR|auto]
+
+Multi-process (DDP, gloo on the CPU):
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
+        --dynamo_backend no --main_process_port 29511 train/train.py --config ...
+    torchrun --nproc_per_node 2 train/train.py --config ...
+DeepSpeed ZeRO-2/3 (same launchers): add `train.backend=deepspeed train.deepspeed_config=configs/deepspeed/zero2.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):
+    # Run as a script, sys.path[0] is train/ itself and `import train` would find this file: put the repo
+    # root there instead so `train` (the package) and `videoglamm` import.
+    _here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_here)]
+    sys.path.insert(0, str(Path(_here).parent))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="recipe YAML (configs/train/*.yaml)")
+    parser.add_argument("--resume", default=None, help="checkpoint folder, or 'auto' for the run's newest")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides of the recipe")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    import torch
+
+    from train.config import load_config
+    from train.loop import Trainer
+
+    args = parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(int(os.environ.get("VIDEOGLAMM_TRAIN_THREADS", torch.get_num_threads())))
+    cfg = load_config(args.config, args.overrides)
+    trainer = Trainer(cfg, resume=args.resume)
+    try:
+        summary = trainer.fit()
+    finally:
+        trainer.close()
+    if rank == 0:
+        summary_path = Path(cfg.train.output_dir) / "summary.json"
+        summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
