@@ -1,10 +1,13 @@
 """How a step is distributed: `AccelerateBackend` (DDP through accelerate, gloo on the CPU) or
 `DeepSpeedBackend` (a DeepSpeed ZeRO-2/3 engine driven directly).
 
-Why not accelerate's DeepSpeed plugin: on a CPU-only machine `Accelerator(cpu=True)` forces the
-MULTI_CPU/NO distributed type and never takes the DeepSpeed path, so the plugin ran one process and
-failed in `gather` (see reference/environment.md). Driving `deepspeed.initialize` ourselves works the
-same under torchrun, `accelerate launch` and the `deepspeed` launcher, on CPU and GPU alike.
+Why not accelerate's DeepSpeed plugin: in accelerate 1.15 `AcceleratorState.__init__` takes the
+DeepSpeed branch only `if not cpu` (both where it calls `deepspeed.init_distributed` and where it sets
+`DistributedType.DEEPSPEED`), and with `cpu=False` on a machine without an accelerator
+`_prepare_backend` finds no device backend. So on a CPU the plugin is silently bypassed: the state
+reported one process and the DeepSpeed-specific `gather` then crashed (reference/environment.md).
+Driving `deepspeed.initialize` ourselves works the same under torchrun, `accelerate launch` and the
+`deepspeed` launcher, on CPU (gloo) and GPU alike.
 
 Both backends expose the same small interface to the loop: forward, backward (scaled by the
 accumulation), step (clip, update, schedule) or skip (drop the window's gradients), collectives,

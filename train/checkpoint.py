@@ -24,8 +24,7 @@ import torch
 
 from videoglamm.errors import CheckpointError
 
-STATE_FILE = "trainer_state.json"
-TRAINABLE_FILE = "trainable.safetensors"
+from videoglamm.modeling.finetune import STATE_FILE, TRAINABLE_FILE, load_trainable, read_trainer_state  # noqa: F401
 
 
 def checkpoint_root(output_dir: str | Path) -> Path:
@@ -117,27 +116,4 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
 
 
 def read_state(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / STATE_FILE).read_text())
-
-
-def load_trainable(model: torch.nn.Module, folder: Path) -> None:
-    """Copy a checkpoint's trainable tensors into `model`, strictly (same names as its trainable set).
-
-    Raises:
-        CheckpointError: missing/unexpected names or shape mismatches.
-    """
-    from safetensors.torch import load_file
-
-    state = load_file(folder / TRAINABLE_FILE)
-    params = dict(model.named_parameters())
-    expected = {n for n, p in params.items() if p.requires_grad}
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise CheckpointError(f"{folder / TRAINABLE_FILE}: missing {missing[:10]}, unexpected {unexpected[:10]}; "
-                              "was it written by a run with the same model recipe (lora, train_llm)?")
-    with torch.no_grad():
-        for name, tensor in state.items():
-            if params[name].shape != tensor.shape:
-                raise CheckpointError(f"{folder}: {name} has shape {tuple(tensor.shape)}, the model "
-                                      f"expects {tuple(params[name].shape)}")
-            params[name].copy_(tensor)
+    return read_trainer_state(folder)

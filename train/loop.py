@@ -8,6 +8,7 @@ run continues with the exact batches and random draws of an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -76,7 +77,7 @@ class Trainer:
         return save_checkpoint(self.backend, self.output_dir, self.step, self._state(), self.cfg.train.keep_last)
 
     def _resume(self, folder: Path) -> None:
-        from train.checkpoint import load_trainable
+        from videoglamm.modeling.finetune import load_trainable
 
         state = read_state(folder)
         if state["world_size"] != self.backend.world_size:
@@ -170,6 +171,9 @@ class Trainer:
                       bad_samples=float(self.backend.all_reduce(torch.tensor([float(self.batches.bad_samples())]), "sum")))
         if tracker is not None:
             tracker.log({f"train/{k}": v for k, v in values.items()}, step=self.step)
+            # A plain-text twin of the tensorboard scalars, for scripts and tests.
+            with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": self.step, **values}) + "\n")
             logger.info("step %d %s", self.step, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
         return values
 

@@ -40,14 +40,17 @@ def build_model(cfg: ModelSection, seed: int, base_dir: str | Path | None = None
 
 
 def prepare_for_training(model: "VideoGLaMM", cfg: ModelSection) -> "VideoGLaMM":
-    """Apply LoRA and the recipe's extra trainables; returns the model (changed in place)."""
-    if cfg.lora and not model.has_lora:
-        model.apply_lora()
-    if cfg.train_llm:
-        # A from-scratch LLM has nothing worth freezing; LoRA alone could not teach it language.
-        model.language_model.requires_grad_(True)
+    """Apply LoRA, the recipe's extra trainables and gradient checkpointing; returns the model."""
+    from videoglamm.modeling.finetune import apply_finetune_setup
+
+    apply_finetune_setup(model, cfg.lora, cfg.train_llm)
     if cfg.gradient_checkpointing:
-        model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        lm = model.language_model
+        kwargs = {"use_reentrant": False}  # non-reentrant: works when only some inputs require grad
+        if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            lm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     return model
 
 

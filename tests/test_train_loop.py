@@ -1,0 +1,100 @@
+"""The training loop in one process: a few real steps, NaN skipping, bad-data stop, export."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_recipe
+from train.config import apply_overrides, from_dict
+from train.loop import Trainer
+from videoglamm.errors import DatasetError, TrainingError
+
+
+def _nan_after(module, calls):
+    """Make `module`'s output NaN on its `calls`-th forward (1-based) only."""
+    count = {"n": 0}
+
+    def hook(_module, _inputs, output):
+        count["n"] += 1
+        return output * float("nan") if count["n"] == calls else output
+
+    return module.register_forward_hook(hook)
+
+
+def _trainable(folder):
+    return load_file(folder / "trainable.safetensors")
+
+
+def test_trains_logs_checkpoints_and_exports(train_data, tmp_path):
+    from videoglamm.modeling.finetune import export_checkpoint
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+
+    recipe = tiny_recipe(train_data, tmp_path / "run", max_steps=3, save_every=2, keep_last=1)
+    recipe["model"]["lora"] = True
+    trainer = Trainer(from_dict(recipe))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    summary = trainer.fit()
+    trainer.close()
+    assert summary["step"] == 3 and summary["skipped"] == 0 and summary["bad_samples"] == 0
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3]
+    for key in ("loss", "lm_loss", "bce", "dice", "lr", "samples_per_second"):
+        assert all(torch.isfinite(torch.tensor(m[key])) for m in metrics), key
+    assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents*"))
+    # keep_last=1: only the final checkpoint is left; no temporary folder remains.
+    folders = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert folders == ["step_00000003"]
+    ckpt = tmp_path / "run" / "checkpoints" / "step_00000003"
+    saved = _trainable(ckpt)
+    assert set(saved) == set(before) and any("lora_" in n for n in saved)
+    assert any(not torch.equal(saved[n], before[n]) for n in saved)
+    exported = export_checkpoint(ckpt, tmp_path / "export")
+    assert not exported.has_lora
+    loaded = VideoGLaMM.from_pretrained(tmp_path / "export")
+    merged = dict(loaded.named_parameters())
+    assert torch.equal(merged["seg_projector.fc1.weight"], saved["seg_projector.fc1.weight"])
+
+
+def test_nan_loss_skips_the_update(train_data, tmp_path):
+    recipe = tiny_recipe(train_data, tmp_path / "run", max_steps=3, save_every=1, keep_last=5)
+    trainer = Trainer(from_dict(recipe))
+    _nan_after(trainer.model.seg_projector, calls=2)
+    summary = trainer.fit()
+    trainer.close()
+    assert summary["skipped"] == 1 and summary["step"] == 3
+    root = tmp_path / "run" / "checkpoints"
+    s1, s2, s3 = (_trainable(root / f"step_0000000{i}") for i in (1, 2, 3))
+    assert all(torch.equal(s1[n], s2[n]) for n in s1), "a NaN step must not change any weight"
+    assert any(not torch.equal(s2[n], s3[n]) for n in s2)
+    state = json.loads((root / "step_00000003" / "trainer_state.json").read_text())
+    assert state["skipped"] == 1
+    optim = torch.load(root / "step_00000003" / "optimizer.pt", weights_only=True)
+    assert {float(s["step"]) for s in optim["state"].values()} == {2.0}  # two real updates, not three
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[1]["skipped_steps"] == 1 and metrics[1]["loss"] != metrics[1]["loss"]  # NaN logged as NaN
+
+
+def test_too_many_nan_steps_stop_the_run(train_data, tmp_path):
+    recipe = tiny_recipe(train_data, tmp_path / "run", max_steps=3, max_skipped_steps=0)
+    trainer = Trainer(from_dict(recipe))
+    _nan_after(trainer.model.seg_projector, calls=1)
+    with pytest.raises(TrainingError, match="max_skipped_steps=0"):
+        trainer.fit()
+    trainer.close()
+
+
+def test_bad_sample_fraction_stops_with_a_clear_error(train_data, tmp_path):
+    data = tmp_path / "broken"
+    shutil.copytree(train_data, data)
+    for video in sorted((data / "JPEGImages").iterdir())[:4]:
+        for frame in video.glob("*.jpg"):
+            frame.write_bytes(b"not a jpeg")
+    recipe = tiny_recipe(data, tmp_path / "run", max_steps=20)
+    recipe = apply_overrides(recipe, ["data.max_bad_fraction=0.05"])
+    trainer = Trainer(from_dict(recipe))
+    with pytest.warns(UserWarning, match="skipping"), pytest.raises(DatasetError, match="max_bad_fraction"):
+        trainer.fit()
+    trainer.close()
