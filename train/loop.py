@@ -30,6 +30,24 @@ logger = logging.getLogger("train")
 LOGGED = ("loss", "lm_loss", "bce", "dice")
 
 
+def _check_same_weights(model: torch.nn.Module, base: Path) -> None:
+    """Resuming a random-init run: the seed must rebuild exactly the weights saved in `base/`.
+
+    Raises:
+        CheckpointError: base/ is missing or differs (the library's initialisation changed since).
+    """
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+
+    if not (base / "config.json").is_file():
+        raise CheckpointError(f"cannot resume: the run's base model {base} is missing")
+    saved = VideoGLaMM.from_pretrained(base).state_dict()
+    now = model.state_dict()
+    differ = [k for k in now if k not in saved or not torch.equal(now[k], saved[k])]
+    if differ or set(saved) != set(now):
+        raise CheckpointError(f"the seed no longer rebuilds the base model in {base} ({len(differ)} tensors differ, "
+                              f"e.g. {differ[:3]}); resume with the library version that started the run")
+
+
 class Trainer:
     """Builds everything a recipe describes and runs it.
 
@@ -44,13 +62,15 @@ class Trainer:
         self.resume_dir = resolve_resume(resume, self.output_dir)
         env_rank = int(os.environ.get("RANK", "0"))
         base = self.output_dir / "base"
-        fresh_random = cfg.model.weights is None and not (base / "config.json").is_file()
-        if self.resume_dir is not None and fresh_random:
-            raise CheckpointError(f"{self.resume_dir} belongs to a run without its base model at {base}")
-        self.model = build_model(cfg.model, cfg.train.seed, None if fresh_random else base)
-        if fresh_random and cfg.model.weights is None and env_rank == 0:
-            # Frozen parts of a randomly initialised model exist nowhere else: export needs them.
-            self.model.save_pretrained(base)
+        # A random-init model is rebuilt from the seed even on resume, not loaded from base/: tensors
+        # allocated the same way keep the arithmetic bit-identical to an uninterrupted run.
+        self.model = build_model(cfg.model, cfg.train.seed)
+        if cfg.model.weights is None:
+            if self.resume_dir is not None:
+                _check_same_weights(self.model, base)
+            elif env_rank == 0:
+                # Frozen parts of a randomly initialised model exist nowhere else: export needs them.
+                self.model.save_pretrained(base)
         if env_rank == 0:
             for entry in cfg.data.synthetic:
                 ensure_synthetic(entry)
