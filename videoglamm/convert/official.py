@@ -129,9 +129,7 @@ def _convert_release(
     from videoglamm.convert.videoglamm_release import ReleaseConversion, check_vocabulary
 
     checked = check_vocabulary(cfg, release_config, tokenizer)
-    conversion = ReleaseConversion(cfg)
-    out = conversion.add(unwrap_container(state_dict, wrappers=())[0])
-    report = conversion.finish()
+    out, report = ReleaseConversion(cfg).convert_whole(unwrap_container(state_dict, wrappers=())[0])
     clip_out, clip_report = convert_image_tower_hf(clip, cfg)
     out.update(clip_out)
     report.sources.update(clip_report.sources)

@@ -26,7 +26,7 @@ import torch
 
 from videoglamm.config import VideoGLaMMConfig
 from videoglamm.convert import internvideo2 as iv2
-from videoglamm.convert._strict import ConversionReport, IncrementalCheck, map_names
+from videoglamm.convert._strict import ConversionReport, IncrementalCheck, check_conversion, map_names
 from videoglamm.convert.parts import PARTS, part_shapes
 from videoglamm.errors import CheckpointError
 
@@ -148,11 +148,18 @@ class ReleaseConversion:
     def __init__(self, config: VideoGLaMMConfig) -> None:
         self.config = config
         self.name_map = release_name_map(config)
-        expected = part_shapes(config, RELEASE_PARTS)
+        self.expected = part_shapes(config, RELEASE_PARTS)
+        self.drop = release_drop_rules(config)
         inverse = {ours: name for name, ours in self.name_map.items()}
-        self.check = IncrementalCheck(
-            "videoglamm", expected, release_drop_rules(config), source_names=inverse.__getitem__,
-        )
+        self.source_names = inverse.__getitem__
+        self.check = IncrementalCheck("videoglamm", self.expected, self.drop, source_names=self.source_names)
+
+    def convert_whole(self, tensors: Mapping[str, Any]) -> tuple[dict[str, Any], ConversionReport]:
+        """Rename the whole release at once; every problem is reported in one error (see `check_conversion`)."""
+        out, sources, leftover = map_names(tensors, self.name_map)
+        whole = check_conversion("videoglamm", out, sources, leftover, self.expected, self.drop,
+                                 source_names=self.source_names)
+        return out, _per_part(whole)
 
     def add(self, tensors: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """Rename one piece of the release (the same tensor objects) after checking it; see `IncrementalCheck.add`."""
@@ -161,18 +168,22 @@ class ReleaseConversion:
         return out
 
     def finish(self) -> ConversionReport:
-        """Check that nothing is missing; return the report, split per model part."""
-        whole = self.check.finish()
-        report = ConversionReport(kind="videoglamm", sources=whole.sources, dropped=whole.dropped)
-        for part in RELEASE_PARTS:
-            src_prefix, tgt_prefix = _PART_PREFIXES[part]
-            sources = {k: v for k, v in whole.sources.items() if k.startswith(part + ".")}
-            dropped = ({k: v for k, v in whole.dropped.items() if k.startswith(VIDEO_PREFIX)}
-                       if part == "video_tower" else {})
-            report.parts[part] = ConversionReport(
-                kind=part, sources=sources, dropped=dropped, source_prefix=src_prefix, target_prefix=tgt_prefix,
-            )
-        return report
+        """After the last `add`: check that nothing is missing; return the report, split per model part."""
+        return _per_part(self.check.finish())
+
+
+def _per_part(whole: ConversionReport) -> ConversionReport:
+    """The release report with one sub-report per model part (their own namespace prefixes)."""
+    report = ConversionReport(kind="videoglamm", sources=whole.sources, dropped=whole.dropped)
+    for part in RELEASE_PARTS:
+        src_prefix, tgt_prefix = _PART_PREFIXES[part]
+        sources = {k: v for k, v in whole.sources.items() if k.startswith(part + ".")}
+        dropped = ({k: v for k, v in whole.dropped.items() if k.startswith(VIDEO_PREFIX)}
+                   if part == "video_tower" else {})
+        report.parts[part] = ConversionReport(
+            kind=part, sources=sources, dropped=dropped, source_prefix=src_prefix, target_prefix=tgt_prefix,
+        )
+    return report
 
 
 def to_official_release(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
