@@ -1,9 +1,10 @@
-"""Official-checkpoint converters: every listing loads strictly into the full preset on meta, failures name the
-key, round trips are exact, the LoRA merge equals peft's, and the sharded CLI conversion is bit-identical."""
+"""Official-checkpoint converters: every listing loads strictly into the full preset on meta, failures name
+the key, round trips are exact, the LoRA merge equals peft's, and the sharded CLI conversion is exact."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ TINY_TOKENIZER = Path(__file__).parents[1] / "videoglamm" / "assets" / "tokenize
 RELEASE = "videoglamm_release.tsv"
 CLIP_HF = ("clip_vit_l14_336_hf.tsv", "clip_vit_l14_336_hf_clipmodel_extra.tsv")
 IV2 = ("internvideo2_stage2_1b_224p_f4.tsv", "internvideo2_stage2_1b_224p_f4_ignored.tsv")
+CLIP_OC = ("clip_vit_l14_336_openclip.tsv", "clip_vit_l14_336_openclip_text.tsv")
 RELEASE_CONFIG = {"vocab_size": 32012, "seg_token_idx": 32011}
+B_PLUS = "configs/sam2/sam2_hiera_b+.yaml"
+LLM_PREFIXES = ("model.layers.", "model.embed_tokens.", "model.norm.", "lm_head.")  # Phi-3 names
 
 
 def listing(*names: str) -> dict[str, torch.Tensor]:
@@ -67,7 +71,8 @@ def test_part_tables_equal_the_model_state_dict(full: VideoGLaMM, tiny_config: V
 
 def test_release_listing_with_clip_loads_strictly_into_the_full_preset(full: VideoGLaMM) -> None:
     release, clip = listing(RELEASE), listing(*CLIP_HF)
-    out, report = convert_official_with_report("videoglamm", release, clip=clip, release_config=RELEASE_CONFIG)
+    out, report = convert_official_with_report(
+        "videoglamm", release, clip=clip, release_config=RELEASE_CONFIG)
     result = full.load_state_dict(out, strict=True, assign=True)
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert all(v.dtype == torch.float16 for k, v in out.items() if not k.startswith("image_tower."))
@@ -84,7 +89,8 @@ def test_release_listing_with_clip_loads_strictly_into_the_full_preset(full: Vid
     # Every release tensor is mapped or dropped with a reason; blocks.39 etc. are never run.
     release_sources = {s for srcs in report.sources.values() for s in srcs if s in release}
     assert release_sources | {k for k in report.dropped if k in release} == set(release)
-    assert report.dropped["model.vision_tower.vision_encoder.blocks.39.attn.qkv.weight"].startswith("never run")
+    never_run = report.dropped["model.vision_tower.vision_encoder.blocks.39.attn.qkv.weight"]
+    assert never_run.startswith("never run")
     assert report.dropped["model.vision_tower.vision_proj.weight"] == "video-text contrastive projection"
     assert report.sources["mask_decoder.model.memory_encoder.fuser.layers.1.gamma"] == (
         "model.visual_model.memory_encoder.fuser.layers.1.weight",)
@@ -112,7 +118,8 @@ def test_release_renamed_missing_and_misshapen_keys_fail_naming_them() -> None:
     assert "model.vision_tower.vision_encoder.blocks.7.ls2.weight" in msg
     assert ("mask_decoder.model.memory_encoder.fuser.layers.0.gamma "
             "(from model.visual_model.memory_encoder.fuser.layers.0.weight)") in msg
-    assert "video_tower.blocks.7.mlp_layer_scale (from model.vision_tower.vision_encoder.blocks.7.ls2.gamma)" in msg
+    assert ("video_tower.blocks.7.mlp_layer_scale "
+            "(from model.vision_tower.vision_encoder.blocks.7.ls2.gamma)") in msg
 
     missing = listing(RELEASE)
     del missing["model.text_hidden_fcs.0.2.bias"]
@@ -122,8 +129,8 @@ def test_release_renamed_missing_and_misshapen_keys_fail_naming_them() -> None:
 
     misshapen = listing(RELEASE)
     misshapen["lm_head.weight"] = torch.empty(32064, 3072, device="meta")
-    with pytest.raises(CheckpointError, match=r"lm_head.weight -> llm.lm_head.weight: "
-                                              r"checkpoint has \[32064, 3072\], model expects \[32012, 3072\]"):
+    with pytest.raises(CheckpointError, match=r"lm_head.weight -> llm.lm_head.weight: checkpoint has "
+                                              r"\[32064, 3072\], model expects \[32012, 3072\]"):
         convert_official("videoglamm", misshapen, clip=clip)
 
     with pytest.raises(TypeError, match=r"missing part\(s\) \['clip'\]"):
@@ -134,9 +141,11 @@ def test_release_vocabulary_must_match_the_config() -> None:
     from transformers import AutoTokenizer
 
     release, clip = listing(RELEASE), listing(CLIP_HF[0])
-    with pytest.raises(CheckpointError, match=r"config.json vocab_size = 32064, but the config's llm.vocab_size = 32012"):
+    with pytest.raises(CheckpointError,
+                       match=r"config.json vocab_size = 32064, but the config's llm.vocab_size = 32012"):
         convert_official("videoglamm", release, clip=clip, release_config={"vocab_size": 32064})
-    with pytest.raises(CheckpointError, match=r"seg_token_idx = 32000, but the config's tokens.seg_token_id = 32011"):
+    with pytest.raises(CheckpointError,
+                       match=r"seg_token_idx = 32000, but the config's tokens.seg_token_id = 32011"):
         convert_official("videoglamm", release, clip=clip, release_config={"seg_token_idx": 32000})
     tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER)  # 512 entries, [SEG] = 511
     with pytest.raises(CheckpointError, match=r"len\(tokenizer\) = 512.*\n.*\[SEG\] = 511"):
@@ -148,15 +157,14 @@ def test_release_vocabulary_must_match_the_config() -> None:
 
 def test_tower_kinds_load_into_the_full_preset(full: VideoGLaMM) -> None:
     for kind, names, part in (("internvideo2", IV2, "video_tower"), ("clip-hf", CLIP_HF, "image_tower"),
-                              ("clip-openclip", ("clip_vit_l14_336_openclip.tsv", "clip_vit_l14_336_openclip_text.tsv"),
-                               "image_tower")):
+                              ("clip-openclip", CLIP_OC, "image_tower")):
         tower_level = convert_official(kind, listing(*names))
         out, report = convert_official_with_report(kind, listing(*names), into_model=True)
         assert list(out) == [f"{part}.{k}" for k in tower_level]
         load_strict(full, out, {part})
         assert set(report.not_covered) == {f"{p}." for p in PARTS} - {f"{part}."}
-    assert to_official("internvideo2", convert_official("internvideo2", listing(IV2[0]), into_model=True)).keys() \
-        <= listing(IV2[0]).keys()
+    video_tower = convert_official("internvideo2", listing(IV2[0]), into_model=True)
+    assert to_official("internvideo2", video_tower).keys() <= listing(IV2[0]).keys()
 
 
 @pytest.mark.parametrize("container", ["model", ""])
@@ -176,18 +184,20 @@ def test_sam2_large_loads_into_the_full_preset(full: VideoGLaMM, container: str)
 
 
 def test_sam2_base_plus_loads_into_a_b_plus_config() -> None:
-    cfg = VideoGLaMMConfig.from_preset("videoglamm-phi3-mini", sam2={"variant": "configs/sam2/sam2_hiera_b+.yaml"})
+    cfg = VideoGLaMMConfig.from_preset("videoglamm-phi3-mini", sam2={"variant": B_PLUS})
     file = listing("sam2_hiera_base_plus.tsv")
     out = convert_official("sam2", {"model": file}, config=cfg)
     from videoglamm.modeling.mask_decoder import build_mask_decoder
 
     with torch.device("meta"):
-        decoder = build_mask_decoder(SAM2Config(variant="configs/sam2/sam2_hiera_b+.yaml"))
-    result = decoder.load_state_dict({k[len("mask_decoder."):]: v for k, v in out.items()}, strict=True, assign=True)
+        decoder = build_mask_decoder(SAM2Config(variant=B_PLUS))
+    ours = {k[len("mask_decoder."):]: v for k, v in out.items()}
+    result = decoder.load_state_dict(ours, strict=True, assign=True)
     assert result.missing_keys == [] and result.unexpected_keys == [] and len(out) == 612
     # The B+ file does not fit the Hiera-L preset: the message names the differing keys and shapes.
-    with pytest.raises(CheckpointError, match=r"image_encoder.trunk.pos_embed -> mask_decoder.model.image_encoder"
-                                              r".trunk.pos_embed: checkpoint has \[1, 112, 14, 14\]"):
+    with pytest.raises(CheckpointError, match=r"image_encoder.trunk.pos_embed -> mask_decoder.model."
+                                              r"image_encoder.trunk.pos_embed: "
+                                              r"checkpoint has \[1, 112, 14, 14\]"):
         convert_official("sam2", {"model": file})
 
 
@@ -204,8 +214,7 @@ def test_sam2_failures_name_the_key() -> None:
 
 def phi3_listing() -> dict[str, torch.Tensor]:
     """Phi-3-mini base names and shapes: the release's LLM lines with Phi-3's padded 32064-row vocabulary."""
-    llm = {k: v for k, v in listing(RELEASE).items() if k.startswith(("model.layers.", "model.norm", "model.embed",
-                                                                      "lm_head"))}
+    llm = {k: v for k, v in listing(RELEASE).items() if k.startswith(LLM_PREFIXES)}
     for key in ("model.embed_tokens.weight", "lm_head.weight"):
         llm[key] = torch.empty(32064, 3072, dtype=torch.bfloat16, device="meta")
     return llm
@@ -217,20 +226,23 @@ def test_videogptplus_listings_load_into_the_full_preset(full: VideoGLaMM) -> No
     load_strict(full, out, {"llm", "image_adapter", "video_adapter"})
     assert report.num_fused == 128 and report.num_mapped == 195 + 8
     assert out["llm.model.embed_tokens.weight"].shape == (32012, 3072)
-    assert out["llm.model.layers.3.mlp.down_proj.weight"].dtype == torch.float16  # cast back to the base dtype
+    # merged in float32, cast back to the base dtype
+    assert out["llm.model.layers.3.mlp.down_proj.weight"].dtype == torch.float16
     assert set(report.not_covered) == {"image_tower.", "video_tower.", "seg_projector.", "mask_decoder."}
     assert "kept the first 32012 of 32064 rows" in report.format()
 
     half = dict(lora)
     del half["base_model.model.model.layers.5.mlp.gate_up_proj.lora_B.weight"]
-    with pytest.raises(CheckpointError, match=r"missing LoRA key base_model.model.model.layers.5.mlp.gate_up_proj"
-                                              r".lora_B.weight"):
+    with pytest.raises(CheckpointError, match=r"missing LoRA key base_model.model.model.layers.5.mlp."
+                                              r"gate_up_proj.lora_B.weight"):
         convert_official("videogptplus", phi3_listing(), lora=half, non_lora=non_lora)
     with pytest.raises(CheckpointError, match=r"expected \[64, 3072\] / \[3072, 64\] for r=64"):
-        convert_official("videogptplus", phi3_listing(), lora=lora, non_lora=non_lora, lora_r=64, lora_alpha=128)
+        convert_official("videogptplus", phi3_listing(), lora=lora, non_lora=non_lora,
+                         lora_r=64, lora_alpha=128)
     renamed = dict(non_lora)
-    renamed["base_model.model.model.mm_projector.1.weight"] = renamed.pop("base_model.model.model.mm_projector.2.weight")
-    with pytest.raises(CheckpointError, match=r"unexpected.*\n\s+base_model.model.model.mm_projector.1.weight"):
+    prefix = "base_model.model.model.mm_projector."
+    renamed[prefix + "1.weight"] = renamed.pop(prefix + "2.weight")
+    with pytest.raises(CheckpointError, match=r"unexpected.*\n\s+" + re.escape(prefix + "1.weight")):
         convert_official("videogptplus", phi3_listing(), lora=lora, non_lora=renamed)
 
 
@@ -276,7 +288,9 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_release(tiny_config: VideoGLaMMConfig, tmp_path_factory: pytest.TempPathFactory) -> tuple[VideoGLaMM, Path]:
+def tiny_release(
+    tiny_config: VideoGLaMMConfig, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[VideoGLaMM, Path]:
     """A random tiny VideoGLaMM and, next to it, its official-format files: a 2-shard release, HF CLIP."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
@@ -284,8 +298,8 @@ def tiny_release(tiny_config: VideoGLaMMConfig, tmp_path_factory: pytest.TempPat
     torch.manual_seed(0)
     hf_clip = CLIPVisionModel(CLIPVisionConfig(
         hidden_size=it.width, intermediate_size=int(it.width * it.mlp_ratio), num_hidden_layers=it.layers,
-        num_attention_heads=it.heads, image_size=it.image_size, patch_size=it.patch_size, hidden_act="quick_gelu",
-        layer_norm_eps=1e-5))
+        num_attention_heads=it.heads, image_size=it.image_size, patch_size=it.patch_size,
+        hidden_act="quick_gelu", layer_norm_eps=1e-5))
     randomize_(hf_clip, 1)
     clip = {f"vision_model.{k}": v for k, v in hf_clip.state_dict().items()}  # the hub file's names
     model = VideoGLaMM(tiny_config).eval()
@@ -294,7 +308,7 @@ def tiny_release(tiny_config: VideoGLaMMConfig, tmp_path_factory: pytest.TempPat
 
     root = tmp_path_factory.mktemp("official")
     release = to_official("videoglamm", model.state_dict())
-    llm = [k for k in release if k.startswith(("model.layers.", "model.embed", "model.norm", "lm_head"))]
+    llm = [k for k in release if k.startswith(LLM_PREFIXES)]
     rest = [k for k in release if k not in llm]
     src = root / "release"
     src.mkdir()
@@ -359,7 +373,8 @@ def test_cli_dtype_cast_and_safetensors_index(tiny_release: tuple[VideoGLaMM, Pa
     src.mkdir()
     index = json.loads((root / "release" / "pytorch_model.bin.index.json").read_text())
     for name in sorted(set(index["weight_map"].values())):
-        save_file(torch.load(root / "release" / name, weights_only=True), src / name.replace(".bin", ".safetensors"))
+        tensors = torch.load(root / "release" / name, weights_only=True)
+        save_file(tensors, src / name.replace(".bin", ".safetensors"))
     index["weight_map"] = {k: v.replace(".bin", ".safetensors") for k, v in index["weight_map"].items()}
     (src / "model.safetensors.index.json").write_text(json.dumps(index))
     (src / "config.json").write_text((root / "release" / "config.json").read_text())
@@ -391,5 +406,6 @@ def test_cli_failure_leaves_no_output(tiny_release: tuple[VideoGLaMM, Path], tmp
     (src / "config.json").write_text((root / "release" / "config.json").read_text())
     (tmp_path / "clip.bin").symlink_to(root / "clip.bin")
     assert run_cli(tmp_path, tmp_path / "out") == 2
-    assert f"{shard} does not hold what its index says: missing ['model.norm.weight']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{shard} does not hold what its index says: missing ['model.norm.weight']" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.bin", "release"]

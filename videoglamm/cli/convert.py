@@ -19,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", required=True,
                         help="the release folder (sharded, with its index JSON) or a single weights file")
     parser.add_argument("--clip", required=True,
-                        help="HF openai/clip-vit-large-patch14-336 weights (file or folder); the release has no CLIP")
-    parser.add_argument("--tokenizer", help="folder with the release's tokenizer (default: --src when it has one)")
+                        help="HF openai/clip-vit-large-patch14-336 weights (file or folder); "
+                             "the release has no CLIP")
+    parser.add_argument("--tokenizer",
+                        help="folder with the release's tokenizer (default: --src when it has one)")
     parser.add_argument("--dtype", choices=DTYPES, help="cast every tensor (default: keep the file's dtypes)")
     parser.add_argument("--preset", default="videoglamm-phi3-mini", help="target architecture preset")
     parser.add_argument("--dst", required=True, help="output folder (appears only when complete)")
@@ -35,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = convert_release_folder(
         args.src, args.dst, clip=args.clip, tokenizer=args.tokenizer,
-        dtype=getattr(torch, args.dtype) if args.dtype else None, config=VideoGLaMMConfig.from_preset(args.preset),
+        dtype=getattr(torch, args.dtype) if args.dtype else None,
+        config=VideoGLaMMConfig.from_preset(args.preset),
         progress=not args.no_progress,
     )
     logger.info("%s", report.format())

@@ -323,7 +323,8 @@ class IncrementalCheck:
         repeated += sorted(f"{'+'.join(sources[k])} -> {k}" for k in converted if k in self._shapes)
         if repeated:
             raise CheckpointError(
-                f"{self.kind}{f' ({where})' if where else ''}: key(s) already read from an earlier shard:\n    "
+                f"{self.kind}{f' ({where})' if where else ''}: key(s) already read from an earlier "
+                "shard:\n    "
                 + "\n    ".join(repeated)
             )
         sub = {k: self.expected[k] for k in converted if k in self.expected}

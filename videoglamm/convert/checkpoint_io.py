@@ -40,7 +40,8 @@ def list_shards(path: str | Path) -> list[Shard]:
     path = Path(path)
     if path.is_file():
         if path.suffix not in SUFFIXES:
-            raise CheckpointError(f"{path}: unknown weights file type {path.suffix!r}; expected one of {SUFFIXES}")
+            raise CheckpointError(
+                f"{path}: unknown weights file type {path.suffix!r}; expected one of {SUFFIXES}")
         return [Shard(path)]
     if not path.is_dir():
         raise CheckpointError(f"{path} does not exist")
@@ -55,7 +56,8 @@ def list_shards(path: str | Path) -> list[Shard]:
                 files.setdefault(file, set()).add(key)
             absent = [f for f in files if not (path / f).is_file()]
             if absent:
-                raise CheckpointError(f"{index} names shard(s) missing from {path}: {sorted(absent)}; download them all")
+                raise CheckpointError(
+                    f"{index} names shard(s) missing from {path}: {sorted(absent)}; download them all")
             return [Shard(path / f, frozenset(keys)) for f, keys in sorted(files.items())]
     for name in SINGLE_FILES:
         if (path / name).is_file():
@@ -67,7 +69,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
     """Load one weights file (no code is unpickled).
 
     Raises:
-        CheckpointError: the file is unreadable, or a pickle that needs more than tensors and plain containers.
+        CheckpointError: the file is unreadable, or a pickle that needs more than tensors and plain
+            containers.
     """
     path = Path(path)
     if path.suffix == ".safetensors":
@@ -79,8 +82,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
         raise CheckpointError(
-            f"{path}: cannot be read with torch.load(weights_only=True): {err}. Only tensors and plain containers "
-            "are accepted; re-save the checkpoint as a state dict"
+            f"{path}: cannot be read with torch.load(weights_only=True): {err}. Only tensors and plain "
+            "containers are accepted; re-save the checkpoint as a state dict"
         ) from err
 
 
@@ -94,7 +97,8 @@ def load_shard(shard: Shard) -> dict[str, Any]:
     if shard.keys is not None and set(tensors) != shard.keys:
         missing, extra = sorted(shard.keys - set(tensors)), sorted(set(tensors) - shard.keys)
         raise CheckpointError(
-            f"{shard.path} does not hold what its index says: missing {missing[:10]}, not indexed {extra[:10]}"
+            f"{shard.path} does not hold what its index says: missing {missing[:10]}, "
+            f"not indexed {extra[:10]}"
         )
     return tensors
 

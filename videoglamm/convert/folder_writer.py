@@ -55,8 +55,10 @@ def join_safetensors(parts: list[Path], dst: Path, metadata: dict[str, str] | No
     offset = 0
     for name, info, _, _ in entries:
         begin, end = info["data_offsets"]
-        header[name] = {"dtype": info["dtype"], "shape": info["shape"], "data_offsets": [offset, offset + end - begin]}
-        offset += end - begin
+        size = end - begin
+        header[name] = {"dtype": info["dtype"], "shape": info["shape"],
+                        "data_offsets": [offset, offset + size]}
+        offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # the data section starts 8-byte aligned, as safetensors writes it
     with open(dst, "wb") as out:

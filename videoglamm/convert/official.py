@@ -1,9 +1,10 @@
-"""One entry point for every official checkpoint: `convert_official(kind, state_dict, **parts)` and its inverse.
+"""One entry point for the official checkpoints: `convert_official(kind, state_dict, **parts)`, and inverses.
 
 Kinds and what they produce (keys of `VideoGLaMM(config).state_dict()` unless said otherwise):
   "videoglamm"     the HF-format VideoGLaMM release + `clip=` (the HF CLIP ViT-L/14-336 state dict):
                    the whole model.
-  "internvideo2"   InternVideo2-stage2_1b-224p-f4.pt -> `VideoTower` keys (`into_model=True`: `video_tower.*`).
+  "internvideo2"   InternVideo2-stage2_1b-224p-f4.pt -> `VideoTower` keys
+                   (`into_model=True`: `video_tower.*`).
   "clip-hf"        HF CLIP -> `ImageTower` keys (`into_model=True`: `image_tower.*`).
   "clip-openclip"  open_clip / OpenAI CLIP -> `ImageTower` keys (`into_model=True`: `image_tower.*`).
   "sam2"           sam2_hiera_*.pt -> `mask_decoder.model.*`.
@@ -64,7 +65,7 @@ def _prefixed(
 def convert_official_with_report(
     kind: str, state_dict: Mapping[str, Any], *, config: VideoGLaMMConfig | None = None, **parts: Any
 ) -> tuple[dict[str, torch.Tensor], ConversionReport]:
-    """Like `convert_official`, and also return the `ConversionReport` (mapped / renamed / dropped / not covered)."""
+    """Like `convert_official`; also return the `ConversionReport` (mapped, renamed, dropped, not covered)."""
     _check_parts(kind, parts)
     cfg = config if config is not None else VideoGLaMMConfig.from_preset(DEFAULT_PRESET)
     into_model = bool(parts.pop("into_model", False))

@@ -49,7 +49,9 @@ def convert_sam2_with_report(
     return out, report
 
 
-def to_official_sam2(state_dict: Mapping[str, torch.Tensor], *, gamma_named_weight: bool = False) -> dict[str, Any]:
+def to_official_sam2(
+    state_dict: Mapping[str, torch.Tensor], *, gamma_named_weight: bool = False
+) -> dict[str, Any]:
     """`mask_decoder.model.*` -> the SAM2 checkpoint layout `{"model": {...}}` (the same tensor objects).
 
     Raises:

@@ -57,7 +57,7 @@ _PART_PREFIXES: dict[str, tuple[str, str]] = {
 
 
 def sam2_official_name(key: str, gamma_named_weight: bool) -> str:
-    """A `SAM2Base` key under its checkpoint name; VideoGLaMM's vendored copy calls the fuser's `gamma` `weight`."""
+    """A `SAM2Base` key under its checkpoint name (VideoGLaMM's vendored SAM2: fuser `gamma` -> `weight`)."""
     m = _FUSER_GAMMA.fullmatch(key) if gamma_named_weight else None
     return f"memory_encoder.fuser.layers.{m.group(1)}.weight" if m else key
 
@@ -95,7 +95,7 @@ def release_name_map(config: VideoGLaMMConfig) -> dict[str, str]:
 
 
 def release_drop_rules(config: VideoGLaMMConfig) -> dict[str, str]:
-    """Named allow-list of release tensors the model never uses: the vision-side ones of the InternVideo2 list.
+    """Named allow-list of release tensors the model never uses: the vision side of the InternVideo2 list.
 
     The release keeps only `vision_encoder.*` / `vision_proj.*` of the InternVideo2 file, so the text-side
     rules (BERT, `text_proj`, ...) are not carried over: such keys would be unexpected here.
@@ -107,8 +107,10 @@ def release_drop_rules(config: VideoGLaMMConfig) -> dict[str, str]:
     }
 
 
-def check_vocabulary(config: VideoGLaMMConfig, release_config: Mapping[str, Any] | None, tokenizer: Any) -> list[str]:
-    """Check the release's vocabulary and `[SEG]` id against `config`; return what was checked (for the report).
+def check_vocabulary(
+    config: VideoGLaMMConfig, release_config: Mapping[str, Any] | None, tokenizer: Any
+) -> list[str]:
+    """Check the release's vocabulary and `[SEG]` id against `config`; return what was checked (report notes).
 
     Args:
         config: the target config (`llm.vocab_size`, `tokens.seg_token_id`).
@@ -122,14 +124,17 @@ def check_vocabulary(config: VideoGLaMMConfig, release_config: Mapping[str, Any]
     found: list[tuple[str, str, int, int]] = []
     if release_config is not None:
         if "vocab_size" in release_config:
-            found.append(("config.json vocab_size", "llm.vocab_size", int(release_config["vocab_size"]), vocab))
+            got = int(release_config["vocab_size"])
+            found.append(("config.json vocab_size", "llm.vocab_size", got, vocab))
         if "seg_token_idx" in release_config:
-            found.append(("config.json seg_token_idx", "tokens.seg_token_id", int(release_config["seg_token_idx"]), seg))
+            got = int(release_config["seg_token_idx"])
+            found.append(("config.json seg_token_idx", "tokens.seg_token_id", got, seg))
     if tokenizer is not None:
         found.append(("len(tokenizer)", "llm.vocab_size", len(tokenizer), vocab))
         found.append((f"tokenizer id of {SEG_TOKEN}", "tokens.seg_token_id",
                       int(tokenizer.convert_tokens_to_ids(SEG_TOKEN)), seg))
-    bad = [f"{what} = {got}, but the config's {field} = {want}" for what, field, got, want in found if got != want]
+    bad = [f"{what} = {got}, but the config's {field} = {want}"
+           for what, field, got, want in found if got != want]
     if bad:
         raise CheckpointError(
             "the release's vocabulary does not match the target config:\n  " + "\n  ".join(bad)
@@ -155,14 +160,14 @@ class ReleaseConversion:
         self.check = IncrementalCheck("videoglamm", self.expected, self.drop, source_names=self.source_names)
 
     def convert_whole(self, tensors: Mapping[str, Any]) -> tuple[dict[str, Any], ConversionReport]:
-        """Rename the whole release at once; every problem is reported in one error (see `check_conversion`)."""
+        """Rename the whole release at once; every problem is reported in one error (`check_conversion`)."""
         out, sources, leftover = map_names(tensors, self.name_map)
         whole = check_conversion("videoglamm", out, sources, leftover, self.expected, self.drop,
                                  source_names=self.source_names)
         return out, _per_part(whole)
 
     def add(self, tensors: Mapping[str, Any], where: str = "") -> dict[str, Any]:
-        """Rename one piece of the release (the same tensor objects) after checking it; see `IncrementalCheck.add`."""
+        """Rename one piece of the release (same tensor objects) and check it (`IncrementalCheck.add`)."""
         out, sources, leftover = map_names(tensors, self.name_map)
         self.check.add(out, sources, leftover, where=where)
         return out

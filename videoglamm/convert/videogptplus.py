@@ -19,7 +19,12 @@ from typing import Any
 import torch
 
 from videoglamm.config import VideoGLaMMConfig
-from videoglamm.convert._strict import ConversionReport, check_conversion, rename_by_templates, unwrap_container
+from videoglamm.convert._strict import (
+    ConversionReport,
+    check_conversion,
+    rename_by_templates,
+    unwrap_container,
+)
 from videoglamm.convert.parts import not_covered_except, part_shapes
 from videoglamm.errors import CheckpointError
 
@@ -37,7 +42,9 @@ _PROJECTOR_TEMPLATES: dict[str, str] = {
 }
 
 
-def merge_lora_weight(weight: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float) -> torch.Tensor:
+def merge_lora_weight(
+    weight: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, scale: float
+) -> torch.Tensor:
     """W + (B @ A) * scale, in float32, cast back to W's dtype.
 
     Args:
@@ -50,14 +57,15 @@ def merge_lora_weight(weight: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.
 def _lora_pairs(
     adapter: Mapping[str, Any], llm_keys: Sequence[str], targets: Sequence[str]
 ) -> tuple[dict[str, tuple[str, str]], list[str]]:
-    """Our weight key -> (lora_A key, lora_B key); and the problems found (unexpected / half pairs / missing)."""
+    """Our weight key -> (lora_A key, lora_B key), and the problems found (unexpected, unpaired, missing)."""
     halves: dict[str, dict[str, str]] = {}
     problems: list[str] = []
     for key in adapter:
         m = _LORA_KEY.fullmatch(key)
         target = f"llm.{m.group(1)}.weight" if m else None
         if target is None or target not in llm_keys:
-            problems.append(f"unexpected LoRA key {key} (expected {LORA_PREFIX}<Phi-3 linear>.lora_[AB].weight)")
+            problems.append(
+                f"unexpected LoRA key {key} (expected {LORA_PREFIX}<Phi-3 linear>.lora_[AB].weight)")
             continue
         halves.setdefault(target, {})[m.group(2)] = key
     wanted = [k for k in llm_keys if any(k.endswith(f".{t}.weight") for t in targets)]
@@ -65,7 +73,8 @@ def _lora_pairs(
         got = halves.get(target, {})
         for half in "AB":
             if half not in got:
-                problems.append(f"missing LoRA key {LORA_PREFIX}{target[len('llm.'):-len('.weight')]}.lora_{half}.weight")
+                module = target[len("llm."):-len(".weight")]
+                problems.append(f"missing LoRA key {LORA_PREFIX}{module}.lora_{half}.weight")
     extra = sorted(set(halves) - set(wanted))
     problems += [f"LoRA on {k}, which is not a target ({', '.join(targets)})" for k in extra]
     return {t: (h["A"], h["B"]) for t, h in halves.items() if set(h) == {"A", "B"} and t in wanted}, problems
@@ -81,7 +90,7 @@ def convert_videogptplus_with_report(
     lora_alpha: int = 256,
     lora_targets: Sequence[str] = LORA_TARGETS,
 ) -> tuple[dict[str, torch.Tensor], ConversionReport]:
-    """Phi-3 + VideoGPT+ LoRA (merged) + VideoGPT+ projectors -> `llm.*`, `image_adapter.*`, `video_adapter.*`.
+    """Phi-3 + VideoGPT+ LoRA (merged) + VideoGPT+ projectors -> `llm.*`, `{image,video}_adapter.*`.
 
     Args:
         phi3: the Phi-3-mini state dict in Hugging Face on-disk names (`model.*`, `lm_head.weight`).
@@ -116,9 +125,11 @@ def convert_videogptplus_with_report(
         value = out.get(key)
         if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[0] != vocab:
             if value.shape[0] < vocab:
-                raise CheckpointError(f"{sources[key][0]} has {value.shape[0]} rows, fewer than llm.vocab_size {vocab}")
+                raise CheckpointError(
+                    f"{sources[key][0]} has {value.shape[0]} rows, fewer than llm.vocab_size {vocab}")
             # The official recipe calls resize_token_embeddings(len(tokenizer)), which keeps the first rows.
-            notes.append(f"{sources[key][0]}: kept the first {vocab} of {value.shape[0]} rows (vocabulary resize)")
+            notes.append(
+                f"{sources[key][0]}: kept the first {vocab} of {value.shape[0]} rows (vocabulary resize)")
             out[key] = value[:vocab]
 
     pairs, problems = _lora_pairs(lora, list(llm_expected), lora_targets)
