@@ -125,6 +125,12 @@ def test_save_and_load_are_bit_identical(two_seg_model, tmp_path):
     for (name, a), (_, b) in zip(two_seg_model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
     assert set(loaded.trainable_parameter_names()) == set(two_seg_model.trainable_parameter_names())
+    batch = two_seg_model.processor(videos=[_video()], prompts=["describe"], answers=[ANSWER],
+                                    masks=[torch.ones(2, 7, 40, 52, dtype=torch.bool)])
+    with torch.no_grad():
+        o1, o2 = two_seg_model(**batch), loaded(**batch)
+    assert torch.equal(o1.logits, o2.logits) and torch.equal(o1.loss, o2.loss)
+    assert all(torch.equal(a, b) for a, b in zip(o1.pred_masks, o2.pred_masks))
     r1 = two_seg_model.predict(_video(), "describe", max_new_tokens=20)
     r2 = loaded.predict(_video(), "describe", max_new_tokens=20)
     assert r1.text == r2.text and all(torch.equal(x, y) for x, y in zip(r1.masks, r2.masks))
