@@ -124,6 +124,10 @@ def test_deepspeed_zero2_two_processes(train_data, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.distributed
+@pytest.mark.xfail(strict=True, reason=(
+    "ZeRO-3 partitions SAM2Base's directly held parameters (no_mem_embed, ...), which the SAM2 wrapper reads "
+    "outside any module forward, so they arrive empty ('size of tensor a (0) must match ... 32'). "
+    "Registering them as external parameters fixes the forward but not the backward; open work."))
 def test_deepspeed_zero3_two_processes(train_data, tmp_path):
     ckpt = _deepspeed(train_data, tmp_path, "configs/deepspeed/zero3.json")
     assert len(list((ckpt / "deepspeed").glob("*optim_states.pt"))) == 2

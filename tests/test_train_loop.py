@@ -29,7 +29,7 @@ def _trainable(folder):
 
 
 def test_trains_logs_checkpoints_and_exports(train_data, tmp_path):
-    from videoglamm.modeling.finetune import export_checkpoint
+    from videoglamm.cli import main
     from videoglamm.modeling.videoglamm import VideoGLaMM
 
     recipe = tiny_recipe(train_data, tmp_path / "run", max_steps=3, save_every=2, keep_last=1)
@@ -51,9 +51,9 @@ def test_trains_logs_checkpoints_and_exports(train_data, tmp_path):
     saved = _trainable(ckpt)
     assert set(saved) == set(before) and any("lora_" in n for n in saved)
     assert any(not torch.equal(saved[n], before[n]) for n in saved)
-    exported = export_checkpoint(ckpt, tmp_path / "export")
-    assert not exported.has_lora
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")]) == 0
     loaded = VideoGLaMM.from_pretrained(tmp_path / "export")
+    assert not loaded.has_lora and not any("lora_" in n for n, _ in loaded.named_parameters())
     merged = dict(loaded.named_parameters())
     assert torch.equal(merged["seg_projector.fc1.weight"], saved["seg_projector.fc1.weight"])
 

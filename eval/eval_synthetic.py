@@ -1,0 +1,103 @@
+"""Held-out evaluation of a model trained on the synthetic shapes (the shipped `videoglamm-tiny-synthetic`).
+
+    python eval/eval_synthetic.py [--model videoglamm-tiny-synthetic] [--videos 60] [--seed 1000]
+
+Videos come from `generate_video(seed, i)` with a seed the training set did not use. Every referring
+expression of every video is asked with one fixed question; the first `[SEG]`'s mask track is scored
+against the object's ground truth on every frame. A GCG question per video checks the number of
+`[SEG]`s against the number of objects. Prints one table per expression kind (appearance / motion /
+time) and writes the numbers as JSON.
+
+Region similarity J here is DAVIS's per-frame IoU (an empty prediction on an empty ground truth
+counts 1), averaged over frames, then over expressions. The boundary measure F and J&F need
+`videoglamm.metrics`, which is not merged on this branch yet: until then only J is reported, and
+labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+QUESTION = "Can you segment {phrase} in this video?"
+
+
+def frame_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-frame IoU of bool (T, H, W) masks; 1 where both are empty (DAVIS convention)."""
+    inter = (pred & gt).reshape(len(gt), -1).sum(1)
+    union = (pred | gt).reshape(len(gt), -1).sum(1)
+    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+
+
+def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str, progress: bool = True) -> dict:
+    """Score `model` on `num_videos` held-out synthetic videos; returns per-kind and overall numbers."""
+    from tqdm import tqdm
+
+    from videoglamm.data.synthetic import generate_video
+    from videoglamm.data.templates import GCG_QUESTIONS
+
+    per_kind: dict[str, list[float]] = defaultdict(list)
+    seg_ok: dict[str, list[bool]] = defaultdict(list)
+    for index in tqdm(range(num_videos), desc="eval videos", disable=not progress):
+        video = generate_video(seed, index, num_frames=num_frames)
+        prompts = [QUESTION.format(phrase=e["exp"]) for e in video.expressions] + [GCG_QUESTIONS[0]]
+        results = model.predict(video.frames, prompts, mask_mode=mask_mode, max_new_tokens=64)
+        for exp, result in zip(video.expressions, results[:-1]):
+            kind = exp["kind"]
+            seg_ok[kind].append(len(result.masks) == 1)
+            gt = video.object_masks(int(exp["obj_id"]))
+            pred = result.masks[0].numpy().astype(bool) if result.masks else np.zeros_like(gt)
+            per_kind[kind].append(float(frame_iou(pred, gt).mean()))
+        seg_ok["gcg"].append(len(results[-1].masks) + results[-1].extra_segs == len(video.objects))
+    table = {kind: {"expressions": len(js), "J": float(np.mean(js)), "seg_count_acc": float(np.mean(seg_ok[kind]))}
+             for kind, js in sorted(per_kind.items())}
+    all_j = [j for js in per_kind.values() for j in js]
+    table["all"] = {"expressions": len(all_j), "J": float(np.mean(all_j)),
+                    "seg_count_acc": float(np.mean([ok for k, oks in seg_ok.items() if k != "gcg" for ok in oks]))}
+    table["gcg"] = {"videos": len(seg_ok["gcg"]), "seg_count_acc": float(np.mean(seg_ok["gcg"]))}
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="videoglamm-tiny-synthetic", help="folder, shipped name or preset")
+    parser.add_argument("--videos", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=1000, help="held-out set; the training set used seed 0")
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--mask-mode", default="framewise", choices=("framewise", "track"))
+    parser.add_argument("--out", default=None, help="write the table as JSON here")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = VideoGLaMM.from_pretrained(args.model).eval()
+    start = time.time()
+    with torch.no_grad():
+        table = evaluate(model, args.videos, args.seed, args.frames, args.mask_mode)
+    print(f"model {args.model}, {args.videos} held-out videos (seed {args.seed}), mask mode {args.mask_mode}, "
+          f"{time.time() - start:.0f} s")
+    print("J = mean per-frame IoU (F and J&F need videoglamm.metrics, not merged yet)")
+    print(f"{'kind':<11}{'exprs':>7}{'J':>8}{'[SEG] count ok':>16}")
+    for kind, row in table.items():
+        j = f"{row['J']:.3f}" if "J" in row else "-"
+        count = row.get("expressions", row.get("videos"))
+        print(f"{kind:<11}{count:>7}{j:>8}{row['seg_count_acc']:>16.3f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"args": vars(args), "table": table}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
