@@ -98,3 +98,19 @@ def test_bad_sample_fraction_stops_with_a_clear_error(train_data, tmp_path):
     with pytest.warns(UserWarning, match="skipping"), pytest.raises(DatasetError, match="max_bad_fraction"):
         trainer.fit()
     trainer.close()
+
+
+def test_freeze_until_holds_parameters_back(train_data, tmp_path):
+    recipe = tiny_recipe(train_data, tmp_path / "run", max_steps=3, save_every=1, keep_last=5,
+                         freeze_until={"seg_projector.": 2})
+    trainer = Trainer(from_dict(recipe))
+    start = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.fit()
+    trainer.close()
+    root = tmp_path / "run" / "checkpoints"
+    s1, s2, s3 = (_trainable(root / f"step_0000000{i}") for i in (1, 2, 3))
+    held = [n for n in start if n.startswith("seg_projector.")]
+    assert held and all(torch.equal(s1[n], start[n]) and torch.equal(s2[n], start[n]) for n in held)
+    assert all(not torch.equal(s3[n], start[n]) for n in held)
+    # (the first update has lr 0 under the warm-up, so the others show movement from step 2)
+    assert not torch.equal(s2["image_adapter.fc1.weight"], start["image_adapter.fc1.weight"])

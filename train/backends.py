@@ -85,6 +85,12 @@ class AccelerateBackend:
     def backward(self, loss: torch.Tensor) -> None:
         self.accelerator.backward(loss / self.grad_accum)
 
+    def drop_grads(self, prefixes: list[str]) -> None:
+        """No update for parameters under `prefixes` this step (AdamW skips parameters without a grad)."""
+        for name, param in self.module.named_parameters():
+            if param.requires_grad and name.startswith(tuple(prefixes)):
+                param.grad = None
+
     def step(self) -> float:
         norm = self.accelerator.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()

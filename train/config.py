@@ -86,12 +86,17 @@ class TrainSection:
     seed: int = 0
     max_skipped_steps: int = 20  # non-finite losses tolerated before the run stops
     progress: bool = True
+    # {parameter-name prefix: step}: those parameters get no update before that step (staged training,
+    # e.g. keep a from-scratch mask decoder at its prompt-sensitive init while the LLM learns to prompt it).
+    freeze_until: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.backend not in ("accelerate", "deepspeed"):
             raise ConfigError(f"train.backend must be 'accelerate' or 'deepspeed', got {self.backend!r}")
+        if self.backend == "deepspeed" and self.freeze_until:
+            raise ConfigError("train.freeze_until works with the accelerate backend only (DeepSpeed flattens gradients)")
         if self.backend == "deepspeed" and not self.deepspeed_config:
             raise ConfigError("train.backend=deepspeed needs train.deepspeed_config (configs/deepspeed/zero2.json)")
         for name in ("max_steps", "micro_batch_size", "grad_accum", "save_every", "keep_last", "log_every"):

@@ -163,6 +163,9 @@ class Trainer:
                                         f"train.max_skipped_steps={tc.max_skipped_steps}; lower optim.lr, "
                                         "check the data, or use fp32")
             else:
+                frozen = [prefix for prefix, until in tc.freeze_until.items() if self.step < until]
+                if frozen:
+                    self.backend.drop_grads(frozen)
                 last["grad_norm"] = self.backend.step()
             self.step += 1
             bar.update(1)
