@@ -38,7 +38,8 @@ def frame_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
 
 
-def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str, progress: bool = True) -> dict:
+def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str,
+             progress: bool = True) -> dict:
     """Score `model` on `num_videos` held-out synthetic videos; returns per-kind and overall numbers."""
     from tqdm import tqdm
 
@@ -58,11 +59,12 @@ def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str,
             pred = result.masks[0].numpy().astype(bool) if result.masks else np.zeros_like(gt)
             per_kind[kind].append(float(frame_iou(pred, gt).mean()))
         seg_ok["gcg"].append(len(results[-1].masks) + results[-1].extra_segs == len(video.objects))
-    table = {kind: {"expressions": len(js), "J": float(np.mean(js)), "seg_count_acc": float(np.mean(seg_ok[kind]))}
-             for kind, js in sorted(per_kind.items())}
+    table = {kind: {"expressions": len(js), "J": float(np.mean(js)),
+                    "seg_count_acc": float(np.mean(seg_ok[kind]))} for kind, js in sorted(per_kind.items())}
     all_j = [j for js in per_kind.values() for j in js]
     table["all"] = {"expressions": len(all_j), "J": float(np.mean(all_j)),
-                    "seg_count_acc": float(np.mean([ok for k, oks in seg_ok.items() if k != "gcg" for ok in oks]))}
+                    "seg_count_acc": float(np.mean([ok for k, oks in seg_ok.items() if k != "gcg"
+                                                    for ok in oks]))}
     table["gcg"] = {"videos": len(seg_ok["gcg"]), "seg_count_acc": float(np.mean(seg_ok["gcg"]))}
     return table
 
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from videoglamm.modeling.videoglamm import VideoGLaMM
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="videoglamm-tiny-synthetic", help="folder, shipped name or preset")
     parser.add_argument("--videos", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1000, help="held-out set; the training set used seed 0")
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     with torch.no_grad():
         table = evaluate(model, args.videos, args.seed, args.frames, args.mask_mode)
-    print(f"model {args.model}, {args.videos} held-out videos (seed {args.seed}), mask mode {args.mask_mode}, "
+    print(f"model {args.model}, {args.videos} held-out videos (seed {args.seed}), "
+          f"mask mode {args.mask_mode}, "
           f"{time.time() - start:.0f} s")
     print("J = mean per-frame IoU (F and J&F need videoglamm.metrics, not merged yet)")
     print(f"{'kind':<11}{'exprs':>7}{'J':>8}{'[SEG] count ok':>16}")

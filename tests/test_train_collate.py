@@ -26,7 +26,8 @@ def _ids(tok, text):
 
 def test_placeholder_seg_and_labels(tiny_processor):
     cfg, tok = tiny_processor.config, tiny_processor.tokenizer
-    samples = [_sample(), _sample(answer="<p> a </p> [SEG] and <p> b </p> [SEG].", obj_ids=(1, 1), task="gcg")]
+    gcg = _sample(answer="<p> a </p> [SEG] and <p> b </p> [SEG].", obj_ids=(1, 1), task="gcg")
+    samples = [_sample(), gcg]
     batch = SampleCollator(tiny_processor)(samples)
     n_vis = cfg.num_visual_tokens
     for row in range(2):
@@ -46,7 +47,8 @@ def test_placeholder_seg_and_labels(tiny_processor):
         prompt_end = _ids(tok, f"{END_TAG}\n{ASSISTANT_TAG}\n")
         assert ids[int(supervised[0]) - len(prompt_end):int(supervised[0])].tolist() == prompt_end
         seg_pos = (ids == cfg.tokens.seg_token_id).nonzero().flatten()
-        assert len(seg_pos) == samples[row].num_seg and bool((labels[seg_pos] == cfg.tokens.seg_token_id).all())
+        assert len(seg_pos) == samples[row].num_seg
+        assert bool((labels[seg_pos] == cfg.tokens.seg_token_id).all())
         # Padding is never supervised.
         assert bool((labels[length:] == IGNORE_INDEX).all())
     assert [m.shape[0] for m in batch["masks"]] == [1, 2]

@@ -15,7 +15,7 @@ RECIPES = sorted((CONFIGS / "train").glob("*.yaml"))
 
 def test_recipes_exist():
     assert {p.name for p in RECIPES} >= {"tiny_synthetic.yaml", "videoglamm_phi3_mini.yaml"}
-    assert (CONFIGS / "deepspeed" / "zero2.json").is_file() and (CONFIGS / "deepspeed" / "zero3.json").is_file()
+    assert all((CONFIGS / "deepspeed" / f"zero{s}.json").is_file() for s in (2, 3))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
@@ -52,8 +52,8 @@ def test_full_recipe_mixture_has_one_weight_per_dataset():
     assert cfg.train.backend == "deepspeed" and cfg.train.grad_accum == 10 and cfg.optim.lr == 3e-4
     assert cfg.optim.betas == (0.9, 0.95) and cfg.optim.weight_decay == 0.0 and cfg.optim.grad_clip == 1.0
     weights = {d.name: d.weight for d in cfg.data.datasets}
-    assert weights == {"refer_seg": 1, "refer_vos": 1, "mevis": 1, "vidstg": 1, "video_vqa": 1, "anet_gcg": 20,
-                       "video_gcg": 5, "mevis_gcg": 20, "vidstg_gcg": 20, "hcstvg_gcg": 10}
+    assert weights == {"refer_seg": 1, "refer_vos": 1, "mevis": 1, "vidstg": 1, "video_vqa": 1,
+                       "anet_gcg": 20, "video_gcg": 5, "mevis_gcg": 20, "vidstg_gcg": 20, "hcstvg_gcg": 10}
 
 
 def test_overrides_walk_mappings_and_lists():

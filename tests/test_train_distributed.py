@@ -82,11 +82,13 @@ def test_sigkill_then_resume_matches_uninterrupted(train_data, tmp_path):
 def test_ddp_two_processes_equal_one_process(train_data, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     # Same global batch of 2: one process accumulating 2 micro-batches vs 2 processes with 1 each.
-    _run([sys.executable, TRAIN, "--config", _write(tiny_recipe(train_data, one, grad_accum=2), tmp_path / "one.yaml")])
+    one_yaml = _write(tiny_recipe(train_data, one, grad_accum=2), tmp_path / "one.yaml")
+    _run([sys.executable, TRAIN, "--config", one_yaml])
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(_port())]
-    _run(launch + [TRAIN, "--config", _write(tiny_recipe(train_data, two, grad_accum=1), tmp_path / "two.yaml")])
+    two_yaml = _write(tiny_recipe(train_data, two, grad_accum=1), tmp_path / "two.yaml")
+    _run(launch + [TRAIN, "--config", two_yaml])
     state = json.loads((two / "checkpoints" / "step_00000003" / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and len(state["sampler"]) == 2
     m1, m2 = _metrics(one), _metrics(two)
@@ -103,8 +105,10 @@ def test_ddp_two_processes_equal_one_process(train_data, tmp_path):
 
 def _deepspeed(train_data, tmp_path, config):
     out = tmp_path / "ds"
-    recipe = tiny_recipe(train_data, out, max_steps=2, backend="deepspeed", deepspeed_config=str(ROOT / config))
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_port()),
+    recipe = tiny_recipe(train_data, out, max_steps=2, backend="deepspeed",
+                         deepspeed_config=str(ROOT / config))
+    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+          "--master_port", str(_port()),
           TRAIN, "--config", _write(recipe, tmp_path / "ds.yaml")], timeout=600)
     ckpt = out / "checkpoints" / "step_00000002"
     state = json.loads((ckpt / "trainer_state.json").read_text())
@@ -119,7 +123,7 @@ def test_deepspeed_zero2_two_processes(train_data, tmp_path):
     ckpt = _deepspeed(train_data, tmp_path, "configs/deepspeed/zero2.json")
     # One optimizer-state partition per rank: ZeRO-2 sharded the optimizer over both processes.
     shards = sorted(p.name for p in (ckpt / "deepspeed").glob("*optim_states.pt"))
-    assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
+    assert shards == [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in (0, 1)]
 
 
 @pytest.mark.slow

@@ -1,1 +1,4 @@
-"""Training entry points for VideoGLaMM (accelerate DDP or DeepSpeed). Imports `videoglamm`, never the reverse."""
+"""Training entry points for VideoGLaMM (accelerate DDP or DeepSpeed).
+
+Imports `videoglamm`, never the reverse.
+"""

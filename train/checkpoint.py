@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from videoglamm.errors import CheckpointError
-
-from videoglamm.modeling.finetune import STATE_FILE, TRAINABLE_FILE, load_trainable, read_trainer_state  # noqa: F401
+from videoglamm.modeling.finetune import STATE_FILE, TRAINABLE_FILE, read_trainer_state
 
 
 def checkpoint_root(output_dir: str | Path) -> Path:
@@ -45,11 +44,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(backend: Any, output_dir: str | Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
+def save_checkpoint(backend: Any, output_dir: str | Path, step: int, state: dict[str, Any],
+                    keep_last: int) -> Path:
     """Write one checkpoint (collective: every rank calls it).
 
     Args:

@@ -6,7 +6,8 @@
     optim: {lr, betas, weight_decay, warmup_steps, grad_clip}
     train: {output_dir, max_steps, micro_batch_size, grad_accum, precision, backend, ...}
 
-`key.path=value` overrides (list entries by index: `data.datasets.0.weight=2`) are parsed as YAML and applied before the
+`key.path=value` overrides (list entries by index: `data.datasets.0.weight=2`) are parsed as YAML
+and applied before the
 sections are validated, so `train.max_steps=2` and `model.lora=false` both work.
 """
 
@@ -96,9 +97,11 @@ class TrainSection:
         if self.backend not in ("accelerate", "deepspeed"):
             raise ConfigError(f"train.backend must be 'accelerate' or 'deepspeed', got {self.backend!r}")
         if self.backend == "deepspeed" and self.freeze_until:
-            raise ConfigError("train.freeze_until works with the accelerate backend only (DeepSpeed flattens gradients)")
+            raise ConfigError("train.freeze_until works with the accelerate backend only "
+                              "(DeepSpeed flattens gradients)")
         if self.backend == "deepspeed" and not self.deepspeed_config:
-            raise ConfigError("train.backend=deepspeed needs train.deepspeed_config (configs/deepspeed/zero2.json)")
+            raise ConfigError("train.backend=deepspeed needs train.deepspeed_config "
+                              "(configs/deepspeed/zero2.json)")
         for name in ("max_steps", "micro_batch_size", "grad_accum", "save_every", "keep_last", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -124,7 +127,8 @@ def _build(cls: type, value: Any, where: str) -> Any:
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
     try:
-        return cls(**{k: tuple(v) if isinstance(v, list) and k in ("betas", "size") else v for k, v in value.items()})
+        return cls(**{k: tuple(v) if isinstance(v, list) and k in ("betas", "size") else v
+                      for k, v in value.items()})
     except TypeError as err:
         raise ConfigError(f"{where}: {err}") from None
 
@@ -177,8 +181,10 @@ def from_dict(raw: dict[str, Any], source: str = "") -> TrainConfig:
     if unknown:
         raise ConfigError(f"{source or 'recipe'}: unknown section(s) {unknown}")
     data = dict(raw["data"])
-    data["datasets"] = [_build(DatasetEntry, d, f"data.datasets[{i}]") for i, d in enumerate(data.get("datasets", []))]
-    data["synthetic"] = [_build(SyntheticEntry, d, f"data.synthetic[{i}]") for i, d in enumerate(data.get("synthetic", []))]
+    data["datasets"] = [_build(DatasetEntry, d, f"data.datasets[{i}]")
+                        for i, d in enumerate(data.get("datasets", []))]
+    data["synthetic"] = [_build(SyntheticEntry, d, f"data.synthetic[{i}]")
+                         for i, d in enumerate(data.get("synthetic", []))]
     if not data["datasets"]:
         raise ConfigError(f"{source or 'recipe'}: data.datasets is empty")
     return TrainConfig(

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def ensure_synthetic(entry: SyntheticEntry) -> Path:
-    """Write the synthetic set unless it is already there (the writer is atomic, so a present folder is whole)."""
+    """Write the synthetic set unless it is there (the writer is atomic: a present folder is whole)."""
     from videoglamm.data.synthetic_io import write_dataset
 
     root = Path(entry.root)
@@ -46,7 +46,8 @@ def build_reader(entry: DatasetEntry, seed: int, max_bad_fraction: float) -> Any
                           f"available: {[n for n in readers.__all__ if n.endswith('Reader')]}")
     make = cls if entry.constructor is None else getattr(cls, entry.constructor, None)
     if make is None:
-        raise ConfigError(f"data.datasets '{entry.name}': {entry.reader} has no constructor {entry.constructor!r}")
+        raise ConfigError(f"data.datasets '{entry.name}': {entry.reader} has no constructor "
+                          f"{entry.constructor!r}")
     args = {"dataset_name": entry.name, "seed": seed, "max_bad_fraction": max_bad_fraction, **entry.args}
     return make(**args)
 

@@ -44,7 +44,8 @@ def _check_same_weights(model: torch.nn.Module, base: Path) -> None:
     now = model.state_dict()
     differ = [k for k in now if k not in saved or not torch.equal(now[k], saved[k])]
     if differ or set(saved) != set(now):
-        raise CheckpointError(f"the seed no longer rebuilds the base model in {base} ({len(differ)} tensors differ, "
+        raise CheckpointError(f"the seed no longer rebuilds the base model in {base} ({len(differ)} tensors "
+                              f"differ, "
                               f"e.g. {differ[:3]}); resume with the library version that started the run")
 
 
@@ -94,7 +95,8 @@ class Trainer:
                 "sampler": self.batches.state_dict(), "recipe": self.cfg.to_dict()}
 
     def save(self) -> Path:
-        return save_checkpoint(self.backend, self.output_dir, self.step, self._state(), self.cfg.train.keep_last)
+        return save_checkpoint(self.backend, self.output_dir, self.step, self._state(),
+                               self.cfg.train.keep_last)
 
     def _resume(self, folder: Path) -> None:
         from videoglamm.modeling.finetune import load_trainable
@@ -127,7 +129,8 @@ class Trainer:
                 # window's gradients are then dropped by the skip.
                 self.backend.backward(out.loss)
             values = [out.loss, out.lm_loss, out.mask_bce_loss, out.mask_dice_loss]
-            sums += torch.tensor([float(v.detach()) if v is not None else 0.0 for v in values], dtype=torch.float64)
+            sums += torch.tensor([float(v.detach()) if v is not None else 0.0 for v in values],
+                                 dtype=torch.float64)
             nonfinite += int(not torch.isfinite(out.loss.detach()).all())
             self.seen += batch["input_ids"].shape[0]
         return sums, nonfinite
@@ -146,7 +149,8 @@ class Trainer:
 
         tc = self.cfg.train
         tracker = self._tracker() if self.is_main else None
-        bar = tqdm(total=tc.max_steps, initial=self.step, disable=not (self.is_main and tc.progress), desc="train")
+        bar = tqdm(total=tc.max_steps, initial=self.step, disable=not (self.is_main and tc.progress),
+                   desc="train")
         start, window_start, last = time.time(), time.time(), {}
         acc = torch.zeros(len(LOGGED), dtype=torch.float64)
         while self.step < tc.max_steps:
@@ -189,9 +193,10 @@ class Trainer:
         mean = self.backend.all_reduce(acc.float() / steps, "mean")
         elapsed = max(time.time() - window_start, 1e-9)
         values = {name: float(v) for name, v in zip(LOGGED, mean)}
+        samples = steps * tc.micro_batch_size * tc.grad_accum * self.backend.world_size
+        bad = self.backend.all_reduce(torch.tensor([float(self.batches.bad_samples())]), "sum")
         values.update(lr=self.backend.lr(), skipped_steps=float(self.skipped),
-                      samples_per_second=steps * tc.micro_batch_size * tc.grad_accum * self.backend.world_size / elapsed,
-                      bad_samples=float(self.backend.all_reduce(torch.tensor([float(self.batches.bad_samples())]), "sum")))
+                      samples_per_second=samples / elapsed, bad_samples=float(bad))
         if tracker is not None:
             tracker.log({f"train/{k}": v for k, v in values.items()}, step=self.step)
             # A plain-text twin of the tensorboard scalars, for scripts and tests.
@@ -208,7 +213,8 @@ class Trainer:
         flat = {}
         for section, values in self.cfg.to_dict().items():
             if isinstance(values, dict):
-                flat.update({f"{section}.{k}": v for k, v in values.items() if isinstance(v, (int, float, str, bool))})
+                flat.update({f"{section}.{k}": v for k, v in values.items()
+                             if isinstance(v, (int, float, str, bool))})
         tracker.store_init_configuration(flat)
         return tracker
 

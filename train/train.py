@@ -6,7 +6,8 @@ Multi-process (DDP, gloo on the CPU):
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
         --dynamo_backend no --main_process_port 29511 train/train.py --config ...
     torchrun --nproc_per_node 2 train/train.py --config ...
-DeepSpeed ZeRO-2/3 (same launchers): add `train.backend=deepspeed train.deepspeed_config=configs/deepspeed/zero2.json`.
+DeepSpeed ZeRO-2 (same launchers): add
+    train.backend=deepspeed train.deepspeed_config=configs/deepspeed/zero2.json
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ if __package__ in (None, ""):
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="recipe YAML (configs/train/*.yaml)")
     parser.add_argument("--resume", default=None, help="checkpoint folder, or 'auto' for the run's newest")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides of the recipe")

@@ -10,7 +10,8 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a run's checkpoints/step_* folder")
-    parser.add_argument("--out", required=True, help="output folder (written atomically, replaced if present)")
+    parser.add_argument("--out", required=True,
+                        help="output folder (written atomically, replaced if present)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -59,4 +59,5 @@ class SampleCollator:
         mask_valid = [None if v is None else torch.as_tensor(v, dtype=torch.bool) for v in valid]
         if all(v is None for v in mask_valid):
             mask_valid = None
-        return self.processor(videos=videos, prompts=prompts, answers=answers, masks=masks, mask_valid=mask_valid)
+        return self.processor(videos=videos, prompts=prompts, answers=answers, masks=masks,
+                              mask_valid=mask_valid)

@@ -85,7 +85,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> "VideoGLaMM":
     recipe = read_trainer_state(checkpoint)["recipe"]
     base = base_model_dir(checkpoint, recipe)
     if not (base / "config.json").is_file():
-        raise CheckpointError(f"the base model of {checkpoint} is missing: expected a save_pretrained folder at {base}")
+        raise CheckpointError(f"the base model of {checkpoint} is missing: expected a save_pretrained "
+                              f"folder at {base}")
     model = VideoGLaMM.from_pretrained(base)
     apply_finetune_setup(model, recipe["model"].get("lora", False), recipe["model"].get("train_llm", False))
     load_trainable(model, checkpoint)
