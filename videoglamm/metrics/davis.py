@@ -91,6 +91,10 @@ class ObjectResult:
     pred_area: int
     stats: dict[str, float] = field(init=False)
 
+    @property
+    def gt_area(self) -> int:
+        return self.union - self.pred_area + self.intersection
+
     def __post_init__(self) -> None:
         jm, jr, jd = db_statistics(self.j)
         fm, fr, fd = db_statistics(self.f)
