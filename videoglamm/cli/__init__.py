@@ -22,6 +22,9 @@ def _register(name: str, module: str, help_text: str) -> None:
     COMMANDS[name] = (module, help_text)
 
 
+_register("score", "videoglamm.cli.score", "score predictions: RVOS J&F, captions, GCG, visual grounding")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videoglamm", description="Pixel-level grounding in videos.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
