@@ -125,6 +125,13 @@ def label_boundaries(labels: np.ndarray, n_labels: int) -> LabelBoundaries:
     if lab.ndim != 2:
         raise ValueError(f"label map must be 2-D (H, W), got shape {lab.shape}")
     height, width = lab.shape
+    height, width = lab.shape
+    if n_labels == 1:
+        # Single mask (the MeViS / binary case): a plain seg2bmap is cheaper than label bookkeeping.
+        ys, xs = np.divmod(np.flatnonzero(seg2bmap(lab == 1)), width)
+        counts = np.array([0, ys.size], dtype=np.int64)
+        starts = np.array([0, 0, ys.size], dtype=np.int64)
+        return LabelBoundaries(ys=ys, xs=xs, labels=np.ones(ys.size, np.int64), counts=counts, starts=starts)
     if lab.dtype == bool:
         lab = lab.view(np.uint8)
     # Keep the narrow input dtype: the full-frame comparisons dominate the cost.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from videoglamm.errors import InputError
-from videoglamm.metrics.rvos import jaccard_and_f
+from videoglamm.metrics.rvos import binary_scores
 
 __all__ = ["ExpressionResult", "expression_scores", "summarize_mevis"]
 
@@ -59,12 +59,9 @@ def expression_scores(gt: np.ndarray, pred: np.ndarray, bound_th: float = 0.008)
     Raises:
         ShapeMismatchError: if the shapes differ.
     """
-    j, f = jaccard_and_f(gt, pred, None, bound_th)
-    g, p = np.asarray(gt).astype(bool), np.asarray(pred).astype(bool)
-    inter = int(np.count_nonzero(g & p))
-    pred_area = int(np.count_nonzero(p))
-    union = pred_area + int(np.count_nonzero(g)) - inter
-    return ExpressionResult(np.atleast_1d(j), np.atleast_1d(f), inter, union, pred_area)
+    j, f, inter, pred_area, gt_area = binary_scores(gt, pred, None, bound_th)
+    i, p = int(inter.sum()), int(pred_area.sum())
+    return ExpressionResult(j, f, i, p + int(gt_area.sum()) - i, p)
 
 
 def summarize_mevis(results: dict[str, ExpressionResult]) -> dict[str, float]:

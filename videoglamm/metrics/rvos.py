@@ -25,7 +25,7 @@ from videoglamm.metrics.boundary import (
     label_boundaries,
 )
 
-__all__ = ["FrameScores", "frame_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts"]
+__all__ = ["FrameScores", "frame_scores", "binary_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _half_widths(radius: float) -> np.ndarray:
 def _clean_labels(labels: np.ndarray, n_labels: int, void: np.ndarray | None) -> np.ndarray:
     lab = np.asarray(labels)
     if lab.dtype == bool:
-        lab = lab.view(np.uint8)
+        return lab if void is None else lab & ~np.asarray(void).astype(bool)
     narrow = np.uint8 if n_labels < 256 else np.int64
     outside = (lab > n_labels) | (lab < 0)
     if void is not None:
@@ -67,7 +67,7 @@ def _clean_labels(labels: np.ndarray, n_labels: int, void: np.ndarray | None) ->
 def _occupied_crop(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None:
     """Window holding every labelled pixel plus the neighbours seg2bmap can mark (one row/column
     above and left, one below and right). Pixels outside it are background in both maps."""
-    occupied = (gt != 0) | (pred != 0)
+    occupied = (gt | pred) if gt.dtype == bool and pred.dtype == bool else (gt != 0) | (pred != 0)
     rows = np.flatnonzero(occupied.any(axis=1))
     if rows.size == 0:
         return None
@@ -150,9 +150,15 @@ def frame_scores(
     gt = _clean_labels(gt_arr[window], n_gt, None if void is None else np.asarray(void)[window])
     pred = _clean_labels(pred_arr[window], n_pred, None if void is None else np.asarray(void)[window])
 
-    key = gt.astype(np.int64) * (n_pred + 1) + pred
-    hist = np.bincount(key.ravel(), minlength=(n_gt + 1) * (n_pred + 1))
-    hist = hist.reshape(n_gt + 1, n_pred + 1)
+    if gt.dtype == bool and pred.dtype == bool:
+        # Binary masks: four counts instead of a joint histogram.
+        both = np.count_nonzero(gt & pred)
+        n_g, n_p = np.count_nonzero(gt), np.count_nonzero(pred)
+        hist = np.array([[gt.size - n_g - n_p + both, n_p - both], [n_g - both, both]], dtype=np.int64)
+    else:
+        key = gt.astype(np.int64) * (n_pred + 1) + pred
+        hist = np.bincount(key.ravel(), minlength=(n_gt + 1) * (n_pred + 1))
+        hist = hist.reshape(n_gt + 1, n_pred + 1)
     inter = hist[1:, 1:].T.astype(np.float64)
     area_gt = hist[1:, :].sum(axis=1)
     area_pred = hist[:, 1:].sum(axis=0)
@@ -198,6 +204,35 @@ def _as_stack(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None):
     return gt3, pred3, void3, single
 
 
+def binary_scores(
+    gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame J, F and pixel counts of binary mask stacks.
+
+    Args:
+        gt, pred: (T, H, W); any non-zero value is foreground.
+        void: optional (T, H, W) mask of ignored pixels.
+        bound_th: F tolerance.
+
+    Returns:
+        (J, F, intersection, pred_area, gt_area), each (T,), counts over non-void pixels.
+
+    Raises:
+        ShapeMismatchError: if the shapes differ or are not 3-D.
+    """
+    gt3, pred3, void3, single = _as_stack(gt, pred, void)
+    n = len(gt3)
+    js, fs = np.empty(n), np.empty(n)
+    inter, area_p, area_g = (np.empty(n, np.int64) for _ in range(3))
+    gt3 = gt3 if gt3.dtype == bool else gt3 != 0
+    pred3 = pred3 if pred3.dtype == bool else pred3 != 0
+    for t in range(n):
+        s = frame_scores(gt3[t], pred3[t], 1, 1, None if void3 is None else void3[t], bound_th)
+        js[t], fs[t] = s.j[0, 0], s.f[0, 0]
+        inter[t], area_p[t], area_g[t] = s.intersection[0, 0], s.area_pred[0, 0], s.area_gt[0, 0]
+    return js, fs, inter, area_p, area_g
+
+
 def jaccard_and_f(
     gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008
 ) -> tuple[np.ndarray | float, np.ndarray | float]:
@@ -214,14 +249,8 @@ def jaccard_and_f(
     Raises:
         ShapeMismatchError: if the shapes differ or are not 2-D/3-D.
     """
-    gt3, pred3, void3, single = _as_stack(gt, pred, void)
-    js, fs = np.empty(len(gt3)), np.empty(len(gt3))
-    for t in range(len(gt3)):
-        scores = frame_scores(
-            gt3[t].astype(bool), pred3[t].astype(bool), 1, 1,
-            None if void3 is None else void3[t], bound_th,
-        )
-        js[t], fs[t] = scores.j[0, 0], scores.f[0, 0]
+    single = np.ndim(gt) == 2
+    js, fs, *_ = binary_scores(gt, pred, void, bound_th)
     return (float(js[0]), float(fs[0])) if single else (js, fs)
 
 
