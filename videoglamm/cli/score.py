@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rvos.add_argument("--pred", required=True, type=Path,
                       help="DAVIS: <pred>/<seq>/<frame>.png; MeViS: <pred>/<video>/<exp_id>/<frame>.png")
     rvos.add_argument("--sequences", help="comma-separated sequences (DAVIS) or videos (MeViS) to score")
+    rvos.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                      help="processes scoring sequences in parallel (default: min(4, CPU count))")
     caps = tasks.add_parser("captions", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr (pycocoevalcap, needs Java)")
     caps.add_argument("--refs", required=True, type=Path, help="JSON {id: [reference, ...]}")
     caps.add_argument("--preds", required=True, type=Path, help="JSON {id: prediction}")
@@ -94,7 +96,7 @@ def _run_task(args: argparse.Namespace) -> dict[str, Any]:
         from videoglamm.metrics.evaluate_rvos import evaluate_rvos
 
         seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
-        return evaluate_rvos(args.protocol, args.gt, args.pred, seqs)
+        return evaluate_rvos(args.protocol, args.gt, args.pred, seqs, workers=args.workers)
     if args.task == "captions":
         from videoglamm.metrics.captions import caption_scores
 

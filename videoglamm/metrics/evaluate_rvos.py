@@ -17,7 +17,7 @@ script assigns J = F = 0 to its expressions.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from videoglamm.errors import ConfigError
 from videoglamm.metrics.davis import ObjectResult, semi_supervised_sequence, summarize_davis, unsupervised_sequence
-from videoglamm.metrics.mask_io import list_frames, list_sequences, load_mevis_split, read_frames
+from videoglamm.metrics.mask_io import MevisSplit, list_frames, list_sequences, load_mevis_split, read_frames
 from videoglamm.metrics.mevis import ExpressionResult, expression_scores, summarize_mevis
 from videoglamm.metrics.no_target import NoTargetSample, no_target_metrics
 
@@ -48,6 +48,27 @@ def _prefetched(loaders: Sequence[Callable[[], T]]) -> Iterator[T]:
         yield pending.result()
 
 
+def _run_jobs(
+    load: Callable[[Any], Any], score: Callable[[Any], T], job: Callable[[Any], T],
+    items: Sequence[Any], workers: int,
+) -> Iterator[T]:
+    """Yields score(load(item)) in item order.
+
+    One worker: loading of item i+1 overlaps scoring of item i in a thread. More workers: a process
+    pool runs `job` (= score after load, a module-level function so it pickles) per item.
+    """
+    if workers <= 1 or len(items) <= 1:
+        for loaded in _prefetched([lambda it=it: load(it) for it in items]):
+            yield score(loaded)
+        return
+    import multiprocessing
+
+    # fork shares the already-loaded MeViS split with the workers; elsewhere spawn reloads it.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context(method)) as pool:
+        yield from pool.map(job, items)
+
+
 def _progress(items: Iterator[T], desc: str, enabled: bool, total: int) -> Iterator[T]:
     from tqdm import tqdm
 
@@ -55,7 +76,8 @@ def _progress(items: Iterator[T], desc: str, enabled: bool, total: int) -> Itera
     return tqdm(items, desc=desc, unit="seq", total=total, disable=None if enabled else True)
 
 
-def _read_davis(gt_root: Path, pred_root: Path, seq: str, semi: bool):
+def _read_davis(job: tuple[Path, Path, str, bool]):
+    gt_root, pred_root, seq, semi = job
     frames = list_frames(gt_root / seq)
     gt, _ = read_frames([gt_root / seq / f"{f}.png" for f in frames])
     # The semi-supervised task never reads the first and last prediction frame.
@@ -68,7 +90,17 @@ def _read_davis(gt_root: Path, pred_root: Path, seq: str, semi: bool):
         pred[1:-1] = pred_scored
     else:
         pred = pred_scored
-    return seq, gt, pred, missing
+    return seq, gt, pred, missing, semi
+
+
+def _score_davis(loaded) -> tuple[list[ObjectResult], list[str]]:
+    seq, gt, pred, missing, semi = loaded
+    score = semi_supervised_sequence if semi else unsupervised_sequence
+    return score(seq, gt, pred), missing
+
+
+def _davis_job(job: tuple[Path, Path, str, bool]) -> tuple[list[ObjectResult], list[str]]:
+    return _score_davis(_read_davis(job))
 
 
 def _relative(paths: list[str], root: Path) -> list[str]:
@@ -81,6 +113,7 @@ def evaluate_davis(
     protocol: str,
     sequences: Sequence[str] | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Scores DAVIS-style folders with the semi-supervised or unsupervised protocol.
 
@@ -90,6 +123,7 @@ def evaluate_davis(
         protocol: "davis-semi" or "davis-unsup".
         sequences: subset of sequences (default: every folder of `gt_root`).
         progress: show a tqdm bar on a terminal.
+        workers: processes scoring sequences in parallel (results do not depend on it).
 
     Returns:
         JSON-ready dict with the official global names, `per_object`, `no_target`,
@@ -106,12 +140,12 @@ def evaluate_davis(
         raise FileNotFoundError(f"prediction folder not found: {pred_root}")
     semi = protocol == "davis-semi"
     seqs = list_sequences(gt_root, sequences)
-    loaders = [lambda s=s: _read_davis(gt_root, pred_root, s, semi) for s in seqs]
+    jobs = [(gt_root, pred_root, s, semi) for s in seqs]
     objects: list[ObjectResult] = []
     missing: list[str] = []
-    score = semi_supervised_sequence if semi else unsupervised_sequence
-    for seq, gt, pred, seq_missing in _progress(_prefetched(loaders), protocol, progress, len(seqs)):
-        objects.extend(score(seq, gt, pred))
+    results = _run_jobs(_read_davis, _score_davis, _davis_job, jobs, workers)
+    for seq_objects, seq_missing in _progress(results, protocol, progress, len(seqs)):
+        objects.extend(seq_objects)
         missing.extend(seq_missing)
     samples = [NoTargetSample(o.intersection, o.union, o.gt_area == 0, o.pred_area == 0) for o in objects]
     return {
@@ -124,11 +158,43 @@ def evaluate_davis(
     }
 
 
+_SPLITS: dict[Path, MevisSplit] = {}
+
+
+def _mevis_split(root: Path) -> MevisSplit:
+    # Cached per process: forked workers inherit the parent's copy instead of re-reading the JSON.
+    if root not in _SPLITS:
+        _SPLITS[root] = load_mevis_split(root)
+    return _SPLITS[root]
+
+
+def _read_mevis(job: tuple[Path, Path, str, tuple[str, ...]]):
+    split_root, pred_root, video, exps = job
+    split = _mevis_split(split_root)
+    frames = split.frames(video)
+    out = []
+    for exp in exps:
+        gt = split.gt_masks(video, exp)
+        paths = [pred_root / video / exp / f"{f}.png" for f in frames]
+        pred, missing = read_frames(paths, shape=gt.shape[1:], allow_missing=True)
+        out.append((f"{video}_{exp}", gt, pred, missing))
+    return out
+
+
+def _score_mevis(loaded) -> list[tuple[str, ExpressionResult, list[str]]]:
+    return [(name, expression_scores(gt, pred), missing) for name, gt, pred, missing in loaded]
+
+
+def _mevis_job(job: tuple[Path, Path, str, tuple[str, ...]]) -> list[tuple[str, ExpressionResult, list[str]]]:
+    return _score_mevis(_read_mevis(job))
+
+
 def evaluate_mevis(
     split_root: str | os.PathLike,
     pred_root: str | os.PathLike,
     videos: Sequence[str] | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Scores MeViS-format predictions (`<pred>/<video>/<exp_id>/<frame>.png`) against a split.
 
@@ -137,6 +203,7 @@ def evaluate_mevis(
         pred_root: prediction folder.
         videos: subset of videos (default: all in the metadata).
         progress: show a tqdm bar on a terminal.
+        workers: processes scoring videos in parallel (results do not depend on it).
 
     Returns:
         JSON-ready dict with J, F, J&F, `per_expression` (`<video>_<exp_id>`), `no_target`,
@@ -145,7 +212,7 @@ def evaluate_mevis(
     Raises:
         ShapeMismatchError, InputError, FileNotFoundError, DatasetError: bad inputs.
     """
-    split = load_mevis_split(split_root)
+    split = _mevis_split(Path(split_root))
     pred_root = Path(pred_root)
     if not pred_root.is_dir():
         raise FileNotFoundError(f"prediction folder not found: {pred_root}")
@@ -153,23 +220,13 @@ def evaluate_mevis(
     by_video: dict[str, list[str]] = {}
     for video, exp in exprs:
         by_video.setdefault(video, []).append(exp)
-
-    def load(video: str):
-        frames = split.frames(video)
-        out = []
-        for exp in by_video[video]:
-            gt = split.gt_masks(video, exp)
-            paths = [pred_root / video / exp / f"{f}.png" for f in frames]
-            pred, missing = read_frames(paths, shape=gt.shape[1:], allow_missing=True)
-            out.append((exp, gt, pred, missing))
-        return video, out
-
+    jobs = [(Path(split_root), pred_root, video, tuple(e)) for video, e in by_video.items()]
     results: dict[str, ExpressionResult] = {}
     missing_all: list[str] = []
-    loaders = [lambda v=v: load(v) for v in by_video]
-    for video, items in _progress(_prefetched(loaders), "mevis", progress, len(loaders)):
-        for exp, gt, pred, missing in items:
-            results[f"{video}_{exp}"] = expression_scores(gt, pred)
+    scored = _run_jobs(_read_mevis, _score_mevis, _mevis_job, jobs, workers)
+    for items in _progress(scored, "mevis", progress, len(jobs)):
+        for name, result, missing in items:
+            results[name] = result
             missing_all.extend(missing)
     samples = [NoTargetSample(r.intersection, r.union, r.gt_area == 0, r.pred_area == 0) for r in results.values()]
     return {
@@ -183,14 +240,15 @@ def evaluate_mevis(
 
 
 def evaluate_rvos(protocol: str, gt: str | os.PathLike, pred: str | os.PathLike,
-                  sequences: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
+                  sequences: Sequence[str] | None = None, progress: bool = True,
+                  workers: int = 1) -> dict[str, Any]:
     """Dispatches to `evaluate_davis` or `evaluate_mevis` by protocol name (see `PROTOCOLS`).
 
     Raises:
         ConfigError: unknown protocol.
     """
     if protocol == "mevis":
-        return evaluate_mevis(gt, pred, sequences, progress)
+        return evaluate_mevis(gt, pred, sequences, progress, workers)
     if protocol in ("davis-semi", "davis-unsup"):
-        return evaluate_davis(gt, pred, protocol, sequences, progress)
+        return evaluate_davis(gt, pred, protocol, sequences, progress, workers)
     raise ConfigError(f"unknown RVOS protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
