@@ -144,3 +144,10 @@ def test_vg_cli_with_masks_and_spans(tmp_path: Path) -> None:
     assert video["viou"] == pytest.approx(1 / 3)  # IoU sum 1 over frames 1, 2, 3 of the union
     assert result["missing_predictions"] == ["v1/00002"]
     assert result["per_qtype"]["interrogative"]["gt_viou@0.3"] == 1.0
+
+
+def test_worker_processes_give_identical_results() -> None:
+    from videoglamm.metrics.evaluate_rvos import evaluate_rvos
+
+    args = ("davis-unsup", DATA / "gt", DATA / "pred", ["judo", "blackswan"])
+    assert evaluate_rvos(*args, progress=False, workers=2) == evaluate_rvos(*args, progress=False, workers=1)

@@ -193,7 +193,7 @@ class DiskNeighbourhood:
         grid[ys - self.y0, xs - self.x0 + 1] = 1
         # Flat row prefix sums: the count of boundary pixels in row y, columns a..b, is
         # prefix[y * (w + 1) + b + 1] - prefix[y * (w + 1) + a].
-        self.prefix = np.cumsum(grid, axis=1, dtype=np.int32).ravel()
+        self.prefix = np.cumsum(grid, axis=1).ravel()
         self.height, self.width = h, w
         dys = np.arange(len(half_widths), dtype=np.int64) - self.reach
         self._row_offsets = (dys * (w + 1))[:, None]

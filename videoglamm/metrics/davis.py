@@ -119,6 +119,7 @@ def score_label_stacks(
     n_pred: int,
     void: np.ndarray | None = None,
     bound_th: float = 0.008,
+    diagonal: bool = False,
 ) -> PairStacks:
     """Scores every (prediction id, GT object) pair on every frame of label-map stacks.
 
@@ -127,6 +128,7 @@ def score_label_stacks(
         n_gt, n_pred: object / prediction id counts (ids 1..n).
         void: optional (T, H, W) mask of ignored pixels.
         bound_th: F tolerance.
+        diagonal: only pairs (k, k) are needed; F is NaN elsewhere (see `frame_scores`).
 
     Returns:
         `PairStacks` with C-contiguous (n_pred, n_gt, T) arrays (the official layout, so means over
@@ -142,7 +144,7 @@ def score_label_stacks(
     j, f, inter = np.empty(shape), np.empty(shape), np.empty(shape, np.int64)
     area_pred, area_gt = np.empty((n_frames, n_pred, 1), np.int64), np.empty((n_frames, 1, n_gt), np.int64)
     for t in range(n_frames):
-        s = frame_scores(gt[t], pred[t], n_gt, n_pred, None if void is None else void[t], bound_th)
+        s = frame_scores(gt[t], pred[t], n_gt, n_pred, None if void is None else void[t], bound_th, diagonal)
         j[t], f[t], inter[t], area_pred[t], area_gt[t] = s.j, s.f, s.intersection, s.area_pred, s.area_gt
     move = lambda a: np.ascontiguousarray(np.moveaxis(a, 0, -1))  # noqa: E731
     return PairStacks(move(j), move(f), move(inter), move(area_pred), move(area_gt))
@@ -190,7 +192,7 @@ def semi_supervised_sequence(seq: str, gt: np.ndarray, pred: np.ndarray, bound_t
             f"{seq}: prediction holds object id {n_pred} but the GT has {n_gt} objects "
             "(semi-supervised ids must be 1..n_objects; use the unsupervised protocol for proposals)"
         )
-    stacks = score_label_stacks(gt_scored, pred_scored, n_gt, n_gt, None, bound_th)
+    stacks = score_label_stacks(gt_scored, pred_scored, n_gt, n_gt, None, bound_th, diagonal=True)
     return [_result(seq, g + 1, g + 1, g + 1, stacks, g, g) for g in range(n_gt)]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,10 +33,6 @@ __all__ = [
     "MevisSplit",
     "load_mevis_split",
 ]
-
-# Pillow releases the GIL while decoding, so a couple of threads overlap PNG decoding with scoring.
-_READ_THREADS = 2
-
 
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     """Reads one mask PNG as a label map.
@@ -90,8 +85,9 @@ def read_frames(
     if missing and not allow_missing:
         raise FileNotFoundError(f"mask file not found: {missing[0]}")
     present = [p for p, ok in zip(paths, exists) if ok]
-    with ThreadPoolExecutor(_READ_THREADS) as pool:
-        arrays = list(pool.map(read_mask_png, present))
+    # Plain loop: callers already overlap reading with scoring (a prefetch thread or worker
+    # processes); a thread pool here only added GIL hand-offs.
+    arrays = [read_mask_png(p) for p in present]
     if shape is None:
         if not arrays:
             raise InputError(f"no mask files found among {len(paths)} expected, e.g. {paths[0]}")
@@ -195,10 +191,12 @@ class MevisSplit:
         if shape is None:
             raise DatasetError(f"{video}/{exp_id}: every RLE is null, the frame size is unknown")
         out = np.zeros((len(frames), *shape), dtype=bool)
-        for anno in anno_ids:
-            for t, rle in enumerate(self.mask_dict[anno]):
-                if rle:
-                    out[t] |= mask_utils.decode(rle).astype(bool)
+        for t in range(len(frames)):
+            rles = [self.mask_dict[a][t] for a in anno_ids if self.mask_dict[a][t]]
+            if rles:
+                # Union in the RLE domain, then one decode per frame (decoding dominates the cost).
+                rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
+                out[t] = mask_utils.decode(rle).view(bool)
         return out
 
 

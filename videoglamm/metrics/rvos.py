@@ -23,6 +23,7 @@ from videoglamm.metrics.boundary import (
     boundary_radius,
     disk_half_widths,
     label_boundaries,
+    seg2bmap,
 )
 
 __all__ = ["FrameScores", "frame_scores", "binary_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts"]
@@ -53,15 +54,16 @@ def _half_widths(radius: float) -> np.ndarray:
 
 
 def _clean_labels(labels: np.ndarray, n_labels: int, void: np.ndarray | None) -> np.ndarray:
+    """Labels outside 1..n_labels and void pixels become 0 (background of every mask)."""
     lab = np.asarray(labels)
     if lab.dtype == bool:
         return lab if void is None else lab & ~np.asarray(void).astype(bool)
     narrow = np.uint8 if n_labels < 256 else np.int64
-    outside = (lab > n_labels) | (lab < 0)
+    out = np.where((lab > n_labels) | (lab < 0), 0, lab).astype(narrow, copy=False)
     if void is not None:
         # Void pixels belong to no mask: excluded from J and zeroed before boundaries (official order).
-        outside |= np.asarray(void).astype(bool)
-    return np.where(outside, 0, lab).astype(narrow, copy=False)
+        out[np.asarray(void).astype(bool)] = 0
+    return out
 
 
 def _occupied_crop(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None:
@@ -112,6 +114,7 @@ def frame_scores(
     n_pred: int,
     void: np.ndarray | None = None,
     bound_th: float = 0.008,
+    diagonal: bool = False,
 ) -> FrameScores:
     """J, F and pixel counts of every (prediction id, GT object id) pair on one frame.
 
@@ -122,6 +125,8 @@ def frame_scores(
         n_gt, n_pred: number of GT objects and predicted ids.
         void: optional (H, W) mask of pixels excluded from both measures.
         bound_th: F tolerance (fraction of the diagonal, or pixels when >= 1).
+        diagonal: only pairs (k, k) are needed (semi-supervised task; requires n_pred == n_gt);
+            F is NaN off the diagonal, which skips most boundary matching.
 
     Returns:
         The pair scores; J and F are float64 of shape (n_pred, n_gt).
@@ -137,6 +142,8 @@ def frame_scores(
         )
     if void is not None and np.shape(void) != gt_arr.shape:
         raise ShapeMismatchError(f"void mask has shape {np.shape(void)}, frames have {gt_arr.shape}")
+    if diagonal and n_pred != n_gt:
+        raise ValueError(f"diagonal scoring needs n_pred == n_gt, got {n_pred} and {n_gt}")
     radius = boundary_radius(*gt_arr.shape, bound_th=bound_th)
     window = _occupied_crop(gt_arr, pred_arr)
     if window is None:
@@ -172,17 +179,25 @@ def frame_scores(
     pred_b = label_boundaries(pred, n_pred)
     pred_hits = np.zeros((n_pred + 1, n_gt + 1), dtype=np.int64)
     gt_hits = np.zeros((n_pred + 1, n_gt + 1), dtype=np.int64)
-    if pred_b.ys.size:
-        for g in np.flatnonzero(gt_b.counts):
-            inside = DiskNeighbourhood(*gt_b.of(g), half_widths).contains(pred_b.ys, pred_b.xs)
-            pred_hits[:, g] = np.bincount(pred_b.labels[inside], minlength=n_pred + 1)
-    if gt_b.ys.size:
-        for k in np.flatnonzero(pred_b.counts):
-            inside = DiskNeighbourhood(*pred_b.of(k), half_widths).contains(gt_b.ys, gt_b.xs)
-            gt_hits[k, :] = np.bincount(gt_b.labels[inside], minlength=n_gt + 1)
+    if diagonal:
+        for k in np.flatnonzero(gt_b.counts * pred_b.counts):
+            pred_hits[k, k] = DiskNeighbourhood(*gt_b.of(k), half_widths).contains(*pred_b.of(k)).sum()
+            gt_hits[k, k] = DiskNeighbourhood(*pred_b.of(k), half_widths).contains(*gt_b.of(k)).sum()
+    else:
+        # One neighbourhood per mask, queried with every boundary pixel of the other side at once.
+        if pred_b.ys.size:
+            for g in np.flatnonzero(gt_b.counts):
+                inside = DiskNeighbourhood(*gt_b.of(g), half_widths).contains(pred_b.ys, pred_b.xs)
+                pred_hits[:, g] = np.bincount(pred_b.labels[inside], minlength=n_pred + 1)
+        if gt_b.ys.size:
+            for k in np.flatnonzero(pred_b.counts):
+                inside = DiskNeighbourhood(*pred_b.of(k), half_widths).contains(gt_b.ys, gt_b.xs)
+                gt_hits[k, :] = np.bincount(gt_b.labels[inside], minlength=n_gt + 1)
     f = f_from_counts(
         pred_b.counts[1:, None], gt_b.counts[None, 1:], pred_hits[1:, 1:], gt_hits[1:, 1:]
     )
+    if diagonal:
+        f[~np.eye(n_gt, dtype=bool)] = np.nan
     return FrameScores(
         j=j, f=f, intersection=hist[1:, 1:].T.copy(),
         area_pred=area_pred[:, None], area_gt=area_gt[None, :],
@@ -220,17 +235,48 @@ def binary_scores(
     Raises:
         ShapeMismatchError: if the shapes differ or are not 3-D.
     """
-    gt3, pred3, void3, single = _as_stack(gt, pred, void)
+    gt3, pred3, void3, _ = _as_stack(gt, pred, void)
     n = len(gt3)
     js, fs = np.empty(n), np.empty(n)
-    inter, area_p, area_g = (np.empty(n, np.int64) for _ in range(3))
+    inter, area_p, area_g = (np.zeros(n, np.int64) for _ in range(3))
     gt3 = gt3 if gt3.dtype == bool else gt3 != 0
     pred3 = pred3 if pred3.dtype == bool else pred3 != 0
+    if void3 is not None:
+        keep = ~void3.astype(bool)
+        gt3, pred3 = gt3 & keep, pred3 & keep
+    height, width = gt3.shape[1:]
+    half_widths = _half_widths(boundary_radius(height, width, bound_th=bound_th))
+    # Occupied rows / columns of every frame in two passes over the stack, not two per frame.
+    occupied = gt3 | pred3
+    rows_any, cols_any = occupied.any(axis=2), occupied.any(axis=1)
     for t in range(n):
-        s = frame_scores(gt3[t], pred3[t], 1, 1, None if void3 is None else void3[t], bound_th)
-        js[t], fs[t] = s.j[0, 0], s.f[0, 0]
-        inter[t], area_p[t], area_g[t] = s.intersection[0, 0], s.area_pred[0, 0], s.area_gt[0, 0]
+        rows, cols = np.flatnonzero(rows_any[t]), np.flatnonzero(cols_any[t])
+        if rows.size == 0:
+            js[t] = fs[t] = 1.0  # both empty
+            continue
+        window = (slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
+                  slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)))
+        js[t], fs[t], inter[t], area_p[t], area_g[t] = _binary_frame(gt3[t][window], pred3[t][window], half_widths)
     return js, fs, inter, area_p, area_g
+
+
+def _binary_frame(gt: np.ndarray, pred: np.ndarray, half_widths: np.ndarray) -> tuple[float, float, int, int, int]:
+    """J, F and counts of one cropped binary frame with scalar arithmetic (same IEEE operations as
+    `frame_scores`, without its per-pair array bookkeeping)."""
+    both = int(np.count_nonzero(gt & pred))
+    n_g, n_p = int(np.count_nonzero(gt)), int(np.count_nonzero(pred))
+    union = n_g + n_p - both
+    j = both / union if union else 1.0
+    width = gt.shape[1]
+    gy, gx = np.divmod(np.flatnonzero(seg2bmap(gt)), width)
+    py, px = np.divmod(np.flatnonzero(seg2bmap(pred)), width)
+    if gy.size and py.size:
+        pred_hits = int(DiskNeighbourhood(gy, gx, half_widths).contains(py, px).sum())
+        gt_hits = int(DiskNeighbourhood(py, px, half_widths).contains(gy, gx).sum())
+    else:
+        pred_hits = gt_hits = 0
+    f = float(f_from_counts(py.size, gy.size, pred_hits, gt_hits))
+    return j, f, both, n_p, n_g
 
 
 def jaccard_and_f(
