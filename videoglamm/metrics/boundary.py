@@ -189,11 +189,12 @@ class DiskNeighbourhood:
         self.x0 = int(xs.min()) - pad
         h = int(ys.max()) - self.y0 + 1 + pad
         w = int(xs.max()) - self.x0 + 1 + pad
-        grid = np.zeros((h, w + 1), dtype=np.int32)
-        grid[ys - self.y0, xs - self.x0 + 1] = 1
+        grid = np.zeros((h, w + 1), dtype=bool)
+        grid[ys - self.y0, xs - self.x0 + 1] = True
         # Flat row prefix sums: the count of boundary pixels in row y, columns a..b, is
-        # prefix[y * (w + 1) + b + 1] - prefix[y * (w + 1) + a].
-        self.prefix = np.cumsum(grid, axis=1).ravel()
+        # prefix[y * (w + 1) + b + 1] - prefix[y * (w + 1) + a]. (A bool -> int32 cumsum is an
+        # order of magnitude faster in numpy than an int32 -> int32 one along the last axis.)
+        self.prefix = np.cumsum(grid, axis=1, dtype=np.int32).ravel()
         self.height, self.width = h, w
         dys = np.arange(len(half_widths), dtype=np.int64) - self.reach
         self._row_offsets = (dys * (w + 1))[:, None]
