@@ -172,3 +172,32 @@ def test_mevis_matches_official() -> None:
     summary = summarize_mevis(results)
     for key in ("J", "F", "J&F"):
         assert_close(summary[key], want[key], key)
+
+
+def _with_void_band(seq: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gt, pred = stacks(seq)
+    gt = gt.copy()
+    band = np.zeros(gt.shape, dtype=bool)
+    band[:, 200:230, :] = True
+    gt[band & (gt == 0)] = 255  # void only where the GT is background, as DAVIS annotations do
+    gt[:, 300:310, 400:500] = 255  # and some void over objects
+    return gt, pred, gt == 255
+
+
+def test_unsupervised_excludes_gt_void_like_the_binary_functions() -> None:
+    gt, pred, void = _with_void_band("judo")
+    for o in unsupervised_sequence("judo", gt, pred):
+        gt_mask = (gt == o.gt_id)
+        pred_mask = (pred == o.pred_id)
+        j, f = jaccard_and_f(gt_mask, pred_mask, void)
+        np.testing.assert_allclose(o.j, j, rtol=0, atol=TOL)
+        np.testing.assert_allclose(o.f, f, rtol=0, atol=TOL)
+
+
+def test_semi_supervised_counts_gt_void_as_background() -> None:
+    gt, pred, _ = _with_void_band("judo")
+    pred = _relabel("judo", pred)
+    for o in semi_supervised_sequence("judo", gt, pred):
+        j, f = jaccard_and_f(gt[1:-1] == o.gt_id, pred[1:-1] == o.gt_id, None)
+        np.testing.assert_allclose(o.j, j, rtol=0, atol=TOL)
+        np.testing.assert_allclose(o.f, f, rtol=0, atol=TOL)
