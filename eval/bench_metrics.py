@@ -82,7 +82,11 @@ def prepare(tmp: Path, expected: dict) -> dict[str, tuple[Path, Path]]:
         videos[seq] = {"frames": frames, "expressions": exprs}
     (split / "meta_expressions.json").write_text(json.dumps({"videos": videos}))
     (split / "mask_dict.json").write_text(json.dumps(mask_dict))
-    return {"davis-semi": (DATA / "gt", semi), "mevis": (split, mevis_pred), "davis-unsup": (DATA / "gt", DATA / "pred")}
+    return {
+        "davis-semi": (DATA / "gt", semi),
+        "mevis": (split, mevis_pred),
+        "davis-unsup": (DATA / "gt", DATA / "pred"),
+    }
 
 
 def max_abs_diff(protocol: str, result: dict, expected: dict) -> float:
@@ -90,7 +94,8 @@ def max_abs_diff(protocol: str, result: dict, expected: dict) -> float:
         want = expected["mevis"]
         diffs = [abs(result[k] - want[k]) for k in ("J", "F", "J&F")]
         for name, e in want["per_expression"].items():
-            diffs += [abs(result["per_expression"][name]["J"] - e["J"]), abs(result["per_expression"][name]["F"] - e["F"])]
+            got = result["per_expression"][name]
+            diffs += [abs(got["J"] - e["J"]), abs(got["F"] - e["F"])]
         return max(diffs)
     want = expected["semi_supervised" if protocol == "davis-semi" else "unsupervised"]
     diffs = [abs(result[k] - v) for k, v in want["global"].items()]
@@ -112,8 +117,9 @@ def main() -> None:
         for protocol in ("davis-semi", "mevis", "davis-unsup"):
             gt, pred = inputs[protocol]
             out = tmp / f"{protocol}.json"
-            cmd = [sys.executable, "-c", "import sys; from videoglamm.cli import main; sys.exit(main(sys.argv[1:]))",
-                   "score", "rvos", "--protocol", protocol, "--gt", str(gt), "--pred", str(pred), "--out", str(out)]
+            launcher = "import sys; from videoglamm.cli import main; sys.exit(main(sys.argv[1:]))"
+            cmd = [sys.executable, "-c", launcher, "score", "rvos", "--protocol", protocol,
+                   "--gt", str(gt), "--pred", str(pred), "--out", str(out)]
             walls, cpus = [], []
             for _ in range(args.runs):
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -138,7 +144,8 @@ def main() -> None:
     print(f"{'protocol':<12} {'wall med':>9} {'wall best':>10} {'cpu':>7} {'1-proc':>7} {'official':>9} "
           f"{'ratio med':>10} {'ratio best':>11} {'max |diff|':>11}")
     for protocol, wall, best, cpu, in_proc, off, diff in rows:
-        print(f"{protocol:<12} {wall:>8.2f}s {best:>9.2f}s {cpu:>6.2f}s {in_proc:>6.2f}s {off['wall']:>8.2f}s "
+        print(f"{protocol:<12} {wall:>8.2f}s {best:>9.2f}s {cpu:>6.2f}s {in_proc:>6.2f}s "
+              f"{off['wall']:>8.2f}s "
               f"{off['wall'] / wall:>9.1f}x {off['wall'] / best:>10.1f}x {diff:>11.1e}")
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from videoglamm.errors import InputError, ShapeMismatchError
-from videoglamm.metrics.gcg import NamedEncoder, ap50, greedy_miou, greedy_recall_matches, iou_matrix, phrase_similarity
+from videoglamm.metrics.gcg import (
+    NamedEncoder, ap50, greedy_miou, greedy_recall_matches, iou_matrix, phrase_similarity,
+)
 from videoglamm.metrics.grounding import VGSample, box_iou, masks_to_boxes, score_vg_sample, summarize_vg
 from videoglamm.metrics.no_target import NoTargetSample, no_target_metrics
 
@@ -89,7 +91,8 @@ def test_vg_boxes_from_masks_drop_small_components() -> None:
 
 def test_vg_box_iou_and_per_qtype_means() -> None:
     assert box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
-    np.testing.assert_allclose(box_iou(np.array([[0, 0, 2, 2], [0, 0, 2, 2]]), np.array([[0, 0, 2, 2], [4, 4, 6, 6]])), [1, 0])
+    pred, gt = np.array([[0, 0, 2, 2], [0, 0, 2, 2]]), np.array([[0, 0, 2, 2], [4, 4, 6, 6]])
+    np.testing.assert_allclose(box_iou(pred, gt), [1, 0])
     s1 = VGSample("v1", "interrogative", [0, 1], {0: [0, 0, 10, 10], 1: [0, 0, 10, 10]},
                   {0: [0, 0, 10, 10], 1: [5, 0, 15, 10]})
     s2 = VGSample("v2", "declarative", [0], {0: [0, 0, 10, 10]}, {})
@@ -107,6 +110,7 @@ def test_importing_metrics_and_cli_is_cheap() -> None:
     import sys
 
     code = ("import sys, videoglamm.metrics, videoglamm.cli.score; "
-            "heavy = [m for m in ('torch', 'scipy', 'pycocotools', 'pycocoevalcap', 'numpy') if m in sys.modules]; "
+            "heavy = [m for m in ('torch', 'scipy', 'pycocotools', 'pycocoevalcap', 'numpy') "
+            "if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

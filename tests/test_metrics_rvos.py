@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from videoglamm.errors import InputError, ShapeMismatchError
-from videoglamm.metrics.davis import db_statistics, semi_supervised_sequence, summarize_davis, unsupervised_sequence
+from videoglamm.metrics.davis import (
+    db_statistics, semi_supervised_sequence, summarize_davis, unsupervised_sequence,
+)
 from videoglamm.metrics.mask_io import read_frames
 from videoglamm.metrics.mevis import expression_scores, summarize_mevis
 from videoglamm.metrics.rvos import f_measure, jaccard, jaccard_and_f
@@ -47,7 +49,8 @@ def edge_stack(case: str, kind: str) -> np.ndarray | None:
 
 def assert_close(actual, wanted, what: str) -> None:
     a = np.asarray(actual, dtype=np.float64)
-    w = np.asarray([np.nan if v is None else v for v in np.atleast_1d(wanted)], dtype=np.float64).reshape(a.shape)
+    values = [np.nan if v is None else v for v in np.atleast_1d(wanted)]
+    w = np.asarray(values, dtype=np.float64).reshape(a.shape)
     np.testing.assert_allclose(a, w, rtol=0, atol=TOL, equal_nan=True, err_msg=what)
 
 
@@ -90,7 +93,8 @@ def test_db_statistics_match_official_up_to_255_frames(case: str) -> None:
         assert want["decay"] is None
         assert np.isfinite(decay)
         edges = np.round(np.linspace(1, len(values), 5) + 1e-10).astype(int) - 1
-        assert decay == pytest.approx(np.nanmean(values[: edges[1] + 1]) - np.nanmean(values[edges[3]:]), abs=TOL)
+        first, last = np.nanmean(values[: edges[1] + 1]), np.nanmean(values[edges[3]:])
+        assert decay == pytest.approx(first - last, abs=TOL)
 
 
 def test_decay_on_long_video_is_finite_and_linear() -> None:

@@ -60,17 +60,20 @@ def _mevis_layout(tmp: Path, seqs: list[str]) -> tuple[Path, Path]:
 def test_rvos_mevis_cli_matches_official_and_reports_missing(tmp_path: Path) -> None:
     split, pred = _mevis_layout(tmp_path, ["judo"])
     out = tmp_path / "out" / "mevis.json"
-    assert main(["score", "rvos", "--protocol", "mevis", "--gt", str(split), "--pred", str(pred), "--out", str(out)]) == 0
+    assert main(["score", "rvos", "--protocol", "mevis", "--gt", str(split), "--pred", str(pred),
+                 "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["protocol"] == "mevis" and result["missing_predictions"] == []
     for name, got in result["per_expression"].items():
         want = EXPECTED["mevis"]["per_expression"][name]
-        assert got["J"] == pytest.approx(want["J"], abs=1e-9) and got["F"] == pytest.approx(want["F"], abs=1e-9)
+        assert got["J"] == pytest.approx(want["J"], abs=1e-9)
+        assert got["F"] == pytest.approx(want["F"], abs=1e-9)
     assert set(result["no_target"]) >= {"N-acc", "T-acc", "gIoU", "cIoU"}
 
     # A missing frame is an empty mask and is reported (the official tool drops the expression).
     (pred / "judo" / "0" / "00005.png").unlink()
-    assert main(["score", "rvos", "--protocol", "mevis", "--gt", str(split), "--pred", str(pred), "--out", str(out)]) == 0
+    assert main(["score", "rvos", "--protocol", "mevis", "--gt", str(split), "--pred", str(pred),
+                 "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["missing_predictions"] == ["judo/0/00005.png"]
     assert result["per_expression"]["judo_0"]["J"] < EXPECTED["mevis"]["per_expression"]["judo_0"]["J"]
@@ -96,7 +99,8 @@ def test_rvos_davis_cli_semi_and_unsup(tmp_path: Path) -> None:
     for path in sorted((DATA / "pred" / seq).glob("*.png")):
         _png(semi_pred / seq / path.name, lut[np.array(Image.open(path))])
     out = tmp_path / "semi.json"
-    assert main(["score", "rvos", "--protocol", "davis-semi", "--gt", str(DATA / "gt"), "--pred", str(semi_pred),
+    assert main(["score", "rvos", "--protocol", "davis-semi", "--gt", str(DATA / "gt"),
+                 "--pred", str(semi_pred),
                  "--sequences", seq, "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     for label, stats in result["per_object"].items():
@@ -107,14 +111,17 @@ def test_rvos_davis_cli_semi_and_unsup(tmp_path: Path) -> None:
     # Unsupervised on the shipped proposals; a missing frame is reported and scored empty.
     unsup_pred = tmp_path / "unsup"
     shutil.copytree(DATA / "pred" / seq, unsup_pred / seq)
-    assert main(["score", "rvos", "--protocol", "davis-unsup", "--gt", str(DATA / "gt"), "--pred", str(unsup_pred),
+    assert main(["score", "rvos", "--protocol", "davis-unsup", "--gt", str(DATA / "gt"),
+                 "--pred", str(unsup_pred),
                  "--sequences", seq, "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["protocol"] == "davis-unsup" and result["missing_predictions"] == []
     for label, stats in result["per_object"].items():
-        assert stats["J-Mean"] == pytest.approx(EXPECTED["unsupervised"]["per_object"][label]["J-Mean"], abs=1e-9)
+        want = EXPECTED["unsupervised"]["per_object"][label]["J-Mean"]
+        assert stats["J-Mean"] == pytest.approx(want, abs=1e-9)
     (unsup_pred / seq / "00010.png").unlink()
-    assert main(["score", "rvos", "--protocol", "davis-unsup", "--gt", str(DATA / "gt"), "--pred", str(unsup_pred),
+    assert main(["score", "rvos", "--protocol", "davis-unsup", "--gt", str(DATA / "gt"),
+                 "--pred", str(unsup_pred),
                  "--sequences", seq, "--out", str(out)]) == 0
     assert json.loads(out.read_text())["missing_predictions"] == ["judo/00010.png"]
 
@@ -136,7 +143,8 @@ def test_vg_cli_with_masks_and_spans(tmp_path: Path) -> None:
     _png(tmp_path / "pred" / "v1" / "00001.png", mask)
     (tmp_path / "pred" / "spans.json").write_text(json.dumps({"v1": [1, 4]}))
     out = tmp_path / "vg.json"
-    assert main(["score", "vg", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred"), "--out", str(out)]) == 0
+    assert main(["score", "vg", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred"),
+                 "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     video = result["per_video"]["v1"]
     assert video["gt_viou"] == pytest.approx(0.5)  # frame 1 exact, frame 2 missing

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rvos = tasks.add_parser("rvos", help="J&F for DAVIS semi/unsupervised or MeViS protocols")
     rvos.add_argument("--protocol", required=True, choices=RVOS_PROTOCOLS)
     rvos.add_argument("--gt", required=True, type=Path,
-                      help="DAVIS: <gt>/<seq>/<frame>.png; MeViS: folder with meta_expressions.json + mask_dict.json")
+                      help="DAVIS: <gt>/<seq>/<frame>.png; "
+                           "MeViS: folder with meta_expressions.json + mask_dict.json")
     rvos.add_argument("--pred", required=True, type=Path,
                       help="DAVIS: <pred>/<seq>/<frame>.png; MeViS: <pred>/<video>/<exp_id>/<frame>.png")
     rvos.add_argument("--sequences", help="comma-separated sequences (DAVIS) or videos (MeViS) to score")

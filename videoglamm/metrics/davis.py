@@ -98,7 +98,9 @@ class ObjectResult:
     def __post_init__(self) -> None:
         jm, jr, jd = db_statistics(self.j)
         fm, fr, fd = db_statistics(self.f)
-        self.stats = {"J-Mean": jm, "J-Recall": jr, "J-Decay": jd, "F-Mean": fm, "F-Recall": fr, "F-Decay": fd}
+        self.stats = {
+            "J-Mean": jm, "J-Recall": jr, "J-Decay": jd, "F-Mean": fm, "F-Recall": fr, "F-Decay": fd,
+        }
 
 
 @dataclass
@@ -165,7 +167,9 @@ def _result(seq: str, k: int, gt_id: int, pred_id: int, stacks: PairStacks, p: i
     )
 
 
-def semi_supervised_sequence(seq: str, gt: np.ndarray, pred: np.ndarray, bound_th: float = 0.008) -> list[ObjectResult]:
+def semi_supervised_sequence(
+    seq: str, gt: np.ndarray, pred: np.ndarray, bound_th: float = 0.008
+) -> list[ObjectResult]:
     """DAVIS semi-supervised task on one sequence.
 
     Args:
@@ -182,7 +186,10 @@ def semi_supervised_sequence(seq: str, gt: np.ndarray, pred: np.ndarray, bound_t
         ShapeMismatchError: if the stacks differ in shape.
     """
     if gt.shape[0] < 3:
-        raise InputError(f"{seq}: the semi-supervised task drops the first and last frame; it needs >= 3 frames, got {gt.shape[0]}")
+        raise InputError(
+            f"{seq}: the semi-supervised task drops the first and last frame; it needs >= 3 frames, "
+            f"got {gt.shape[0]}"
+        )
     n_gt = _object_count(gt[0])
     gt_scored = np.where(gt[1:-1] == VOID_LABEL, 0, gt[1:-1])
     pred_scored = pred[1:-1]
@@ -221,7 +228,9 @@ def unsupervised_sequence(
     n_gt = _object_count(gt[0])
     n_real = int(pred.max()) if pred.size else 0
     if n_real > max_proposals:
-        raise InputError(f"{seq}: prediction holds id {n_real}, more than the {max_proposals} proposals allowed")
+        raise InputError(
+            f"{seq}: prediction holds id {n_real}, more than the {max_proposals} proposals allowed"
+        )
     n_pred = max(n_real, n_gt)  # missing proposals are empty masks, as in the official padding
     void = gt == VOID_LABEL
     stacks = score_label_stacks(np.where(void, 0, gt), pred, n_gt, n_pred, void, bound_th)

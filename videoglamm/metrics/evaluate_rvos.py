@@ -24,7 +24,9 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from videoglamm.errors import ConfigError
-from videoglamm.metrics.davis import ObjectResult, semi_supervised_sequence, summarize_davis, unsupervised_sequence
+from videoglamm.metrics.davis import (
+    ObjectResult, semi_supervised_sequence, summarize_davis, unsupervised_sequence,
+)
 from videoglamm.metrics.mask_io import MevisSplit, list_frames, list_sequences, load_mevis_split, read_frames
 from videoglamm.metrics.mevis import ExpressionResult, expression_scores, summarize_mevis
 from videoglamm.metrics.no_target import NoTargetSample, no_target_metrics
@@ -65,7 +67,8 @@ def _run_jobs(
 
     # fork shares the already-loaded MeViS split with the workers; elsewhere spawn reloads it.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context(method)) as pool:
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=context) as pool:
         yield from pool.map(job, items)
 
 
@@ -228,7 +231,9 @@ def evaluate_mevis(
         for name, result, missing in items:
             results[name] = result
             missing_all.extend(missing)
-    samples = [NoTargetSample(r.intersection, r.union, r.gt_area == 0, r.pred_area == 0) for r in results.values()]
+    samples = [
+        NoTargetSample(r.intersection, r.union, r.gt_area == 0, r.pred_area == 0) for r in results.values()
+    ]
     return {
         "protocol": "mevis",
         **summarize_mevis(results),

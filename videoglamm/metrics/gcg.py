@@ -169,7 +169,9 @@ def resolve_text_encoder(fallback: TextEncoder | None = None, fallback_name: str
         return NamedEncoder(fallback_name, fallback)
 
 
-def phrase_similarity(encoder: NamedEncoder, gt_phrases: Sequence[str], pred_phrases: Sequence[str]) -> np.ndarray:
+def phrase_similarity(
+    encoder: NamedEncoder, gt_phrases: Sequence[str], pred_phrases: Sequence[str]
+) -> np.ndarray:
     """(G, P) cosine similarity of phrase embeddings."""
     if not gt_phrases or not pred_phrases:
         return np.zeros((len(gt_phrases), len(pred_phrases)))
@@ -231,7 +233,9 @@ def ap50(samples: Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]]) -
     return float(ev.stats[1])
 
 
-def clair(refs: dict[str, Sequence[str]], preds: dict[str, str], judge: Callable[[str, Sequence[str]], float]) -> float:
+def clair(
+    refs: dict[str, Sequence[str]], preds: dict[str, str], judge: Callable[[str, Sequence[str]], float]
+) -> float:
     """Mean CLAIR score with a caller-supplied judge.
 
     Args:

@@ -132,7 +132,9 @@ def score_vg_sample(sample: VGSample) -> dict[str, float]:
     return out
 
 
-def summarize_vg(per_video: dict[str, dict[str, float]], qtypes: dict[str, str]) -> dict[str, dict[str, float]]:
+def summarize_vg(
+    per_video: dict[str, dict[str, float]], qtypes: dict[str, str]
+) -> dict[str, dict[str, float]]:
     """Means of every per-video metric per question type, plus "all".
 
     Args:

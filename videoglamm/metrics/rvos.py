@@ -26,7 +26,9 @@ from videoglamm.metrics.boundary import (
     seg2bmap,
 )
 
-__all__ = ["FrameScores", "frame_scores", "binary_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts"]
+__all__ = [
+    "FrameScores", "frame_scores", "binary_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -256,11 +258,14 @@ def binary_scores(
             continue
         window = (slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
                   slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)))
-        js[t], fs[t], inter[t], area_p[t], area_g[t] = _binary_frame(gt3[t][window], pred3[t][window], half_widths)
+        scores = _binary_frame(gt3[t][window], pred3[t][window], half_widths)
+        js[t], fs[t], inter[t], area_p[t], area_g[t] = scores
     return js, fs, inter, area_p, area_g
 
 
-def _binary_frame(gt: np.ndarray, pred: np.ndarray, half_widths: np.ndarray) -> tuple[float, float, int, int, int]:
+def _binary_frame(
+    gt: np.ndarray, pred: np.ndarray, half_widths: np.ndarray
+) -> tuple[float, float, int, int, int]:
     """J, F and counts of one cropped binary frame with scalar arithmetic (same IEEE operations as
     `frame_scores`, without its per-pair array bookkeeping)."""
     both = int(np.count_nonzero(gt & pred))
