@@ -114,3 +114,31 @@ def test_importing_metrics_and_cli_is_cheap() -> None:
             "if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_gcg_layout(tmp_path) -> None:
+    import json
+
+    from PIL import Image
+
+    from videoglamm.metrics.evaluate_gcg import evaluate_gcg
+
+    def write(root, objects, caption, phrases):
+        (root).mkdir()
+        (root / "gcg.json").write_text(json.dumps({"vid": {"caption": caption, "phrases": phrases}}))
+        for k, frames in enumerate(objects):
+            for name, arr in frames.items():
+                (root / "vid" / str(k)).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr.astype(np.uint8) * 255, mode="L").save(root / "vid" / str(k) / f"{name}.png")
+
+    a, c = _volume(2, (0, 0, 4, 4)), _volume(2, (6, 6, 10, 10))
+    write(tmp_path / "gt", [{"0": a[0], "1": a[1]}, {"0": c[0], "1": c[1]}], "a dog and a cat", ["dog", "cat"])
+    # Predicted object 0 = the cat, object 1 = the dog with frame 1 missing.
+    write(tmp_path / "pred", [{"0": c[0], "1": c[1]}, {"0": a[0]}], "a cat and a dog", ["cat", "dog"])
+    vectors = {"dog": [1.0, 0.0], "cat": [0.0, 1.0]}
+    result = evaluate_gcg(tmp_path / "gt", tmp_path / "pred", lambda t: np.array([vectors[x] for x in t]),
+                          "toy", captions=False, prefer_bert=False)
+    assert result["missing_predictions"] == ["vid/1/1.png"]
+    assert result["mIoU"] == pytest.approx((1.0 + 0.5) / 2)
+    assert result["recall"] == 1.0 and result["recall_encoder"] == "toy"  # both IoU >= 0.5, phrases match
+    assert result["AP50"] == pytest.approx(1.0)

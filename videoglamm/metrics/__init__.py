@@ -11,6 +11,7 @@ Submodules (import the one you need; this package imports none of them eagerly, 
 * `gcg`: grounded conversation generation (mIoU, recall, AP50, CLAIR hook).
 * `grounding`: visual grounding box IoU, tIoU and vIoU.
 * `mask_io`: reading mask PNGs and the MeViS / DAVIS folder layouts.
+* `evaluate_rvos`, `evaluate_gcg`, `evaluate_vg`: dataset scoring from folders (the `score` CLI).
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ _LAZY = {
     "semi_supervised_sequence": "videoglamm.metrics.davis",
     "unsupervised_sequence": "videoglamm.metrics.davis",
     "summarize_davis": "videoglamm.metrics.davis",
+    "expression_scores": "videoglamm.metrics.mevis",
+    "summarize_mevis": "videoglamm.metrics.mevis",
+    "no_target_metrics": "videoglamm.metrics.no_target",
+    "caption_scores": "videoglamm.metrics.captions",
+    "greedy_miou": "videoglamm.metrics.gcg",
+    "masks_to_boxes": "videoglamm.metrics.grounding",
+    "box_iou": "videoglamm.metrics.grounding",
+    "evaluate_rvos": "videoglamm.metrics.evaluate_rvos",
+    "evaluate_gcg": "videoglamm.metrics.evaluate_gcg",
+    "evaluate_vg": "videoglamm.metrics.evaluate_vg",
 }
 
 

@@ -61,6 +61,7 @@ def evaluate_gcg(
     encoder_name: str = "custom",
     captions: bool = True,
     clair_judge: Callable[[str, Sequence[str]], float] | None = None,
+    prefer_bert: bool = True,
 ) -> dict[str, Any]:
     """Scores GCG predictions: mIoU, recall, AP50 and caption metrics.
 
@@ -70,6 +71,7 @@ def evaluate_gcg(
         encoder_name: name reported for `text_encoder`.
         captions: also compute BLEU/METEOR/ROUGE-L/CIDEr (needs Java).
         clair_judge: optional CLAIR judge (candidate, references) -> [0, 1].
+        prefer_bert: try the local bert-base-uncased first (the official encoder).
 
     Returns:
         JSON-ready dict; `recall` is None (with `recall_encoder` None) when no encoder is available.
@@ -82,7 +84,7 @@ def evaluate_gcg(
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     gt_index, pred_index = _load_index(gt_root), _load_index(pred_root)
     try:
-        encoder: NamedEncoder | None = resolve_text_encoder(text_encoder, encoder_name)
+        encoder: NamedEncoder | None = resolve_text_encoder(text_encoder, encoder_name, prefer_bert)
     except CheckpointError:
         encoder = None
     per_video, samples, missing = {}, [], []

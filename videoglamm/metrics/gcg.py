@@ -109,6 +109,8 @@ def greedy_recall_matches(
     Returns:
         Number of matches.
     """
+    # Deviation: a 0/0 IoU (both volumes empty) counts as 0. The official loop picks a NaN as the
+    # maximum and, since NaN < 0.5 is False, may count it as a match.
     iou = np.nan_to_num(np.array(ious, dtype=np.float64), nan=0.0)
     sim = np.array(text_sim, dtype=np.float64)
     if iou.shape != sim.shape:
@@ -155,12 +157,18 @@ def bert_text_encoder(model_name: str = BERT_NAME) -> NamedEncoder:
     return NamedEncoder(model_name, encode)
 
 
-def resolve_text_encoder(fallback: TextEncoder | None = None, fallback_name: str = "custom") -> NamedEncoder:
-    """The local `bert-base-uncased` when available, else `fallback`.
+def resolve_text_encoder(
+    fallback: TextEncoder | None = None, fallback_name: str = "custom", prefer_bert: bool = True
+) -> NamedEncoder:
+    """The local `bert-base-uncased` when available (and `prefer_bert`), else `fallback`.
 
     Raises:
-        CheckpointError: if BERT is unavailable and no fallback is given.
+        CheckpointError: if BERT is unavailable (or not preferred) and no fallback is given.
     """
+    if not prefer_bert:
+        if fallback is None:
+            raise CheckpointError("no text encoder: pass one or allow the local bert-base-uncased")
+        return NamedEncoder(fallback_name, fallback)
     try:
         return bert_text_encoder()
     except CheckpointError:
