@@ -52,24 +52,33 @@ def _prefetched(loaders: Sequence[Callable[[], T]]) -> Iterator[T]:
 
 def _run_jobs(
     load: Callable[[Any], Any], score: Callable[[Any], T], job: Callable[[Any], T],
-    items: Sequence[Any], workers: int,
+    items: Sequence[Any], workers: int, costs: Sequence[int] | None = None,
 ) -> Iterator[T]:
-    """Yields score(load(item)) in item order.
+    """Returns an iterator of score(load(item)) in item order.
 
     One worker: loading of item i+1 overlaps scoring of item i in a thread. More workers: a process
-    pool runs `job` (= score after load, a module-level function so it pickles) per item.
+    pool runs `job` (= score after load, a module-level function so it pickles) per item, largest
+    `costs` first so the last job is a short one. The pool starts (forks) here, before the caller
+    creates any progress-bar thread.
     """
     if workers <= 1 or len(items) <= 1:
-        for loaded in _prefetched([lambda it=it: load(it) for it in items]):
-            yield score(loaded)
-        return
+        return (score(loaded) for loaded in _prefetched([lambda it=it: load(it) for it in items]))
     import multiprocessing
 
     # fork shares the already-loaded MeViS split with the workers; elsewhere spawn reloads it.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=context) as pool:
-        yield from pool.map(job, items)
+    pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context(method))
+    order = sorted(range(len(items)), key=lambda i: -(costs[i] if costs else 0))
+    futures = {i: pool.submit(job, items[i]) for i in order}
+
+    def results() -> Iterator[T]:
+        try:
+            for i in range(len(items)):
+                yield futures[i].result()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return results()
 
 
 def _progress(items: Iterator[T], desc: str, enabled: bool, total: int) -> Iterator[T]:
@@ -146,7 +155,8 @@ def evaluate_davis(
     jobs = [(gt_root, pred_root, s, semi) for s in seqs]
     objects: list[ObjectResult] = []
     missing: list[str] = []
-    results = _run_jobs(_read_davis, _score_davis, _davis_job, jobs, workers)
+    costs = [len(list((gt_root / s).glob("*.png"))) for s in seqs]
+    results = _run_jobs(_read_davis, _score_davis, _davis_job, jobs, workers, costs)
     for seq_objects, seq_missing in _progress(results, protocol, progress, len(seqs)):
         objects.extend(seq_objects)
         missing.extend(seq_missing)
@@ -226,7 +236,8 @@ def evaluate_mevis(
     jobs = [(Path(split_root), pred_root, video, tuple(e)) for video, e in by_video.items()]
     results: dict[str, ExpressionResult] = {}
     missing_all: list[str] = []
-    scored = _run_jobs(_read_mevis, _score_mevis, _mevis_job, jobs, workers)
+    costs = [len(split.frames(video)) * len(exps) for _, _, video, exps in jobs]
+    scored = _run_jobs(_read_mevis, _score_mevis, _mevis_job, jobs, workers, costs)
     for items in _progress(scored, "mevis", progress, len(jobs)):
         for name, result, missing in items:
             results[name] = result
