@@ -10,8 +10,19 @@ Protocols:
 
 Every result also carries the false-positive-aware metrics (`no_target`) and the list of prediction
 files that were missing and scored as empty masks (`missing_predictions`).
-Deviation: a missing MeViS video folder is scored as all-empty masks (reported), where the official
-script assigns J = F = 0 to its expressions.
+Deviations from the official tools, on purpose:
+
+* a missing prediction file is an empty mask and is reported (DAVIS exits; MeViS drops the
+  expression from the mean, or gives J = F = 0 when the whole video folder is missing);
+* a prediction whose size differs from the GT raises `ShapeMismatchError` naming the file (DAVIS
+  fails an assert, MeViS loses the expression in a dying worker);
+* too many ids (semi-supervised ids above the object count, more than 20 proposals) raise
+  `InputError` instead of `sys.exit`;
+* MeViS predictions: any non-zero pixel value, or palette index, is foreground and the frame size
+  comes from the GT RLE. The official script reads with OpenCV as grayscale, so a palette index whose
+  colour is black would count as background there, and takes the size from `00000.png`;
+* MeViS means run over expressions in metadata order (the official order depends on which worker
+  finishes first, which moves the last digit).
 """
 
 from __future__ import annotations
