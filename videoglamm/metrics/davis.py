@@ -191,7 +191,8 @@ def semi_supervised_sequence(
             f"got {gt.shape[0]}"
         )
     n_gt = _object_count(gt[0])
-    gt_scored = np.where(gt[1:-1] == VOID_LABEL, 0, gt[1:-1])
+    # GT 255 needs no rewrite: ids above the object count are background for every object.
+    gt_scored = gt[1:-1]
     pred_scored = pred[1:-1]
     n_pred = int(pred_scored.max()) if pred_scored.size else 0
     if n_pred > n_gt:
@@ -233,7 +234,7 @@ def unsupervised_sequence(
         )
     n_pred = max(n_real, n_gt)  # missing proposals are empty masks, as in the official padding
     void = gt == VOID_LABEL
-    stacks = score_label_stacks(np.where(void, 0, gt), pred, n_gt, n_pred, void, bound_th)
+    stacks = score_label_stacks(gt, pred, n_gt, n_pred, void, bound_th)
     cost = (np.mean(stacks.j, axis=2) + np.mean(stacks.f, axis=2)) / 2
     rows, cols = linear_sum_assignment(-cost)
     return [
