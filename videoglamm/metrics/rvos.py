@@ -61,7 +61,10 @@ def _clean_labels(labels: np.ndarray, n_labels: int, void: np.ndarray | None) ->
     if lab.dtype == bool:
         return lab if void is None else lab & ~np.asarray(void).astype(bool)
     narrow = np.uint8 if n_labels < 256 else np.int64
-    out = np.where((lab > n_labels) | (lab < 0), 0, lab).astype(narrow, copy=False)
+    outside = lab > n_labels
+    if lab.dtype.kind != "u":
+        outside |= lab < 0
+    out = np.where(outside, 0, lab).astype(narrow, copy=False)
     if void is not None:
         # Void pixels belong to no mask: excluded from J and zeroed before boundaries (official order).
         out[np.asarray(void).astype(bool)] = 0
@@ -177,8 +180,8 @@ def frame_scores(
     j[union == 0] = 1.0
 
     half_widths = _half_widths(radius)
-    gt_b = label_boundaries(gt, n_gt)
-    pred_b = label_boundaries(pred, n_pred)
+    gt_b = label_boundaries(gt, n_gt, assume_clean=True)
+    pred_b = label_boundaries(pred, n_pred, assume_clean=True)
     pred_hits = np.zeros((n_pred + 1, n_gt + 1), dtype=np.int64)
     gt_hits = np.zeros((n_pred + 1, n_gt + 1), dtype=np.int64)
     if diagonal:
