@@ -127,12 +127,14 @@ def test_evaluate_gcg_layout(tmp_path) -> None:
         (root).mkdir()
         (root / "gcg.json").write_text(json.dumps({"vid": {"caption": caption, "phrases": phrases}}))
         for k, frames in enumerate(objects):
+            folder = root / "vid" / str(k)
+            folder.mkdir(parents=True, exist_ok=True)
             for name, arr in frames.items():
-                (root / "vid" / str(k)).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr.astype(np.uint8) * 255, mode="L").save(root / "vid" / str(k) / f"{name}.png")
+                Image.fromarray(arr.astype(np.uint8) * 255, mode="L").save(folder / f"{name}.png")
 
     a, c = _volume(2, (0, 0, 4, 4)), _volume(2, (6, 6, 10, 10))
-    write(tmp_path / "gt", [{"0": a[0], "1": a[1]}, {"0": c[0], "1": c[1]}], "a dog and a cat", ["dog", "cat"])
+    gt_objects = [{"0": a[0], "1": a[1]}, {"0": c[0], "1": c[1]}]
+    write(tmp_path / "gt", gt_objects, "a dog and a cat", ["dog", "cat"])
     # Predicted object 0 = the cat, object 1 = the dog with frame 1 missing.
     write(tmp_path / "pred", [{"0": c[0], "1": c[1]}, {"0": a[0]}], "a cat and a dog", ["cat", "dog"])
     vectors = {"dog": [1.0, 0.0], "cat": [0.0, 1.0]}
