@@ -26,6 +26,7 @@ _register("demo", "videoglamm.cli.demo", "run the shipped tiny model on a synthe
 _register("predict", "videoglamm.cli.predict", "answer a prompt about a video with text and mask tracks")
 _register("convert", "videoglamm.cli.convert", "convert an official checkpoint into a from_pretrained folder")
 _register("synth", "videoglamm.cli.synth", "write a synthetic referring-video dataset (Ref-YouTube-VOS layout)")
+_register("score", "videoglamm.cli.score", "score predictions: RVOS J&F, captions, GCG, visual grounding")
 
 
 def build_parser() -> argparse.ArgumentParser:
