@@ -24,6 +24,7 @@ def _register(name: str, module: str, help_text: str) -> None:
 
 _register("demo", "videoglamm.cli.demo", "run the shipped tiny model on a synthetic video and write overlays")
 _register("predict", "videoglamm.cli.predict", "answer a prompt about a video with text and mask tracks")
+_register("convert", "videoglamm.cli.convert", "convert an official checkpoint into a from_pretrained folder")
 _register("synth", "videoglamm.cli.synth", "write a synthetic referring-video dataset (Ref-YouTube-VOS layout)")
 
 

@@ -34,6 +34,9 @@ class ConversionReport:
         dropped: source key -> the reason it was dropped (from the allow-list).
         container: where the tensors were found in the loaded object ("" = flat, else e.g. "model").
         source_prefix, target_prefix: namespace prefixes that are not counted as renaming.
+        not_covered: for a partial conversion, model part prefix -> where its weights must come from.
+        notes: other facts a user should see (e.g. rows removed by a vocabulary resize).
+        parts: for a conversion made of several parts (a whole model), one report per part.
     """
 
     kind: str
@@ -42,6 +45,9 @@ class ConversionReport:
     container: str = ""
     source_prefix: str = ""
     target_prefix: str = ""
+    not_covered: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    parts: dict[str, "ConversionReport"] = field(default_factory=dict)
 
     @property
     def num_mapped(self) -> int:
@@ -51,6 +57,8 @@ class ConversionReport:
     @property
     def num_renamed(self) -> int:
         """Targets named differently from their source beyond the namespace prefixes (fused ones count)."""
+        if self.parts:  # each part has its own namespace prefixes
+            return sum(part.num_renamed for part in self.parts.values())
         def strip(name: str, prefix: str) -> str:
             return name[len(prefix):] if name.startswith(prefix) else name
 
@@ -76,6 +84,9 @@ class ConversionReport:
             f"{self.num_fused} fused), {len(self.dropped)} dropped"
         ]
         lines += [f"  dropped {n:4d}: {reason}" for reason, n in self.dropped_by_reason().items()]
+        lines += ["  " + line for part in self.parts.values() for line in part.format().splitlines()]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  not covered: {part}* ({source})" for part, source in self.not_covered.items()]
         return "\n".join(lines)
 
 
@@ -238,3 +249,101 @@ def check_conversion(
         kind=kind, sources=dict(sources), dropped=dropped, container=container,
         source_prefix=source_prefix, target_prefix=target_prefix,
     )
+
+
+def map_names(
+    state_dict: Mapping[str, Any], name_map: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, tuple[str, ...]], list[str]]:
+    """Rename through an exact source -> target table (built from the target's own key list).
+
+    Returns:
+        (target key -> value, target key -> (source key,), source keys not in the table).
+    """
+    out: dict[str, Any] = {}
+    sources: dict[str, tuple[str, ...]] = {}
+    leftover: list[str] = []
+    for key, value in state_dict.items():
+        target = name_map.get(key)
+        if target is None:
+            leftover.append(key)
+        else:
+            out[target] = value
+            sources[target] = (key,)
+    return out, sources, leftover
+
+
+class IncrementalCheck:
+    """`check_conversion` for a state dict that arrives in pieces (the shards of a large checkpoint).
+
+    Each `add` fails at once on unexpected keys, unknown targets, wrong shapes and on keys seen in an earlier
+    piece; only shapes are remembered (as meta tensors), never the tensors. `finish` then checks that
+    nothing is missing and returns the report of the whole conversion.
+
+    Args: as `check_conversion` (without the per-piece arguments).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        expected: Mapping[str, tuple[int, ...]],
+        drop: Mapping[str, str],
+        source_names: Callable[[str], str] | None = None,
+        container: str = "",
+        source_prefix: str = "",
+        target_prefix: str = "",
+    ) -> None:
+        self.kind = kind
+        self.expected = dict(expected)
+        self.drop = dict(drop)
+        self.source_names = source_names
+        self.container = container
+        self.source_prefix = source_prefix
+        self.target_prefix = target_prefix
+        self._shapes: dict[str, torch.Tensor] = {}
+        self._sources: dict[str, tuple[str, ...]] = {}
+        self._dropped: dict[str, str] = {}
+        self._seen_sources: set[str] = set()
+
+    def add(
+        self, converted: Mapping[str, Any], sources: Mapping[str, tuple[str, ...]], leftover: Iterable[str],
+        where: str = "",
+    ) -> None:
+        """Check one converted piece.
+
+        Args:
+            converted, sources, leftover: as for `check_conversion`, for this piece only.
+            where: the piece's name (a shard file), for messages.
+
+        Raises:
+            CheckpointError: as `check_conversion` (except missing keys), or a key repeated across pieces.
+        """
+        leftover = list(leftover)
+        in_piece = [s for srcs in sources.values() for s in srcs] + leftover
+        repeated = sorted({s for s in in_piece if s in self._seen_sources})
+        repeated += sorted(f"{'+'.join(sources[k])} -> {k}" for k in converted if k in self._shapes)
+        if repeated:
+            raise CheckpointError(
+                f"{self.kind}{f' ({where})' if where else ''}: key(s) already read from an earlier "
+                "shard:\n    "
+                + "\n    ".join(repeated)
+            )
+        sub = {k: self.expected[k] for k in converted if k in self.expected}
+        kind = f"{self.kind} ({where})" if where else self.kind
+        report = check_conversion(kind, converted, sources, leftover, sub, self.drop)
+        self._seen_sources.update(in_piece)
+        self._sources.update(report.sources)
+        self._dropped.update(report.dropped)
+        self._shapes.update({k: torch.empty(tuple(v.shape), device="meta") for k, v in converted.items()})
+
+    def finish(self) -> ConversionReport:
+        """Check that every expected key arrived; return the report of all pieces.
+
+        Raises:
+            CheckpointError: listing the missing keys (with their source names when known).
+        """
+        report = check_conversion(
+            self.kind, self._shapes, self._sources, [], self.expected, {}, source_names=self.source_names,
+            container=self.container, source_prefix=self.source_prefix, target_prefix=self.target_prefix,
+        )
+        report.dropped = dict(self._dropped)
+        return report

@@ -158,23 +158,30 @@ def _mask_stream(
         return
     device, dtype = model.device, model.dtype
     decoder = model.mask_decoder
-    raw: list[torch.Tensor] = []  # the source frame(s) whose SAM2 view is in flight (at most one)
+    raw: dict[int, torch.Tensor] = {}  # source frames read but not yet yielded, by index (SAM2 looks ahead by <= 1)
 
     def sam_frames() -> Iterator[torch.Tensor]:
-        for frame in source:
-            raw.append(frame)
+        for index, frame in enumerate(source):
+            raw[index] = frame
             yield processor.sam_transform(frame[None])[0].to(device, dtype)
+
+    def empty(index: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return index, raw.pop(index), torch.zeros(k, *size, dtype=torch.bool), torch.full((k,), float("-inf"))
 
     with torch.no_grad():
         if mode == "framewise":
             for index, view in enumerate(sam_frames()):
                 out = decoder.decode(decoder.encode_frames(view[None]), prompts[None])
                 logits = decoder.upsample(out.mask_logits, size)[0]  # (K, H, W)
-                yield index, raw.pop(0), (logits > 0).cpu(), out.object_score_logits.reshape(k).float().cpu()
+                yield index, raw.pop(index), (logits > 0).cpu(), out.object_score_logits.reshape(k).float().cpu()
             return
         for step in decoder.track(sam_frames(), prompts, prompt_frames=prompt_frames):
+            # Frames before the first prompt frame are not tracked: they get empty masks.
+            for index in sorted(i for i in raw if i < step.frame_index):
+                yield empty(index)
             logits = decoder.upsample(step.mask_logits[:, 0][None], size)[0]  # (K, H, W)
-            yield step.frame_index, raw.pop(0), (logits > 0).cpu(), step.object_score_logits.reshape(k).float().cpu()
+            yield (step.frame_index, raw.pop(step.frame_index), (logits > 0).cpu(),
+                   step.object_score_logits.reshape(k).float().cpu())
 
 
 def predict_stream(

@@ -32,7 +32,7 @@ class VideoFile:
 
         try:
             self._reader = decord.VideoReader(str(self.path), num_threads=1)
-        except decord.DECORDError as err:  # decord's only error type for unreadable containers
+        except (RuntimeError, decord.DECORDError) as err:  # what decord raises for a container it cannot open
             raise VideoReadError(f"cannot read video {self.path}: {err}. Is it a complete, valid video file?") from err
         if len(self._reader) == 0:
             raise VideoReadError(f"video {self.path} has no decodable frames")
@@ -50,7 +50,7 @@ class VideoFile:
 
         try:
             batch = self._reader.get_batch(list(indices)).asnumpy()
-        except decord.DECORDError as err:
+        except (RuntimeError, decord.DECORDError) as err:
             raise VideoReadError(f"cannot decode frames {list(indices)[:8]}... of {self.path}: {err}") from err
         return torch.from_numpy(batch)
 

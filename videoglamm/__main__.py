@@ -1,0 +1,5 @@
+import sys
+
+from videoglamm.cli import main
+
+sys.exit(main())
