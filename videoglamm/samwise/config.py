@@ -73,6 +73,7 @@ class TextEncoderConfig:
 class CMTAdapterConfig:
     """Cross-Modal Temporal adapters, one per fusion point."""
 
+    enabled: bool = True  # False: the towers run unfused (ablation); the adapters exist but neither run nor train
     dim: int = 256
     num_heads: int = 8
     fusion_stages: tuple[int, ...] = (2, 3, 4)  # 1-based Hiera stages an adapter follows

@@ -88,14 +88,15 @@ class SAMWISE(nn.Module):
             ConditionalMemoryEncoder(dim, c.num_heads, c.ffn_dim, c.dropout) if c.enabled else None
         )
         self.verb_tagger = verb_tagger
-        self.use_adapters = True  # False: ablation with the towers unfused (adapters skipped)
         self.processor_tokenizer: Any = None
         self.declare_trainable()
 
     # -- trainability ------------------------------------------------------------------------------
     def trainable_modules(self) -> dict[str, nn.Module]:
         """The modules that train; everything else (SAM2, RoBERTa) is frozen."""
-        out: dict[str, nn.Module] = {"adapters": self.adapters, "prompt_projection": self.prompt_projection}
+        out: dict[str, nn.Module] = {"prompt_projection": self.prompt_projection}
+        if self.config.adapter.enabled:
+            out["adapters"] = self.adapters
         if self.motion_projection is not None:
             out["motion_projection"] = self.motion_projection
         if self.conditional_memory_encoder is not None:
@@ -139,7 +140,7 @@ class SAMWISE(nn.Module):
         """
         a = self.config.adapter
         fused = early_fusion(self.sam2.model, self.text_encoder, self.adapters, a.fusion_stages, a.text_layers,
-                             pixel_values, text.input_ids, text.padding, num_frames, use_adapters=self.use_adapters)
+                             pixel_values, text.input_ids, text.padding, num_frames, use_adapters=a.enabled)
         feats = self.sam2.features_from_backbone(fused.backbone)
         tokens = [contextual_prompt(self.prompt_projection, fused.text_hidden)]
         if self.motion_projection is not None:
