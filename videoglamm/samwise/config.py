@@ -8,14 +8,10 @@ with the offline tokenizer shipped in the package.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from transformers import PretrainedConfig
-
-from videoglamm.config import _TINY_SAM2_OVERRIDES, IMAGENET_MEAN, IMAGENET_STD, SAM2Config
+from videoglamm.config import _TINY_SAM2_OVERRIDES, IMAGENET_MEAN, IMAGENET_STD, SAM2Config, SectionedConfig
 from videoglamm.errors import ConfigError
 
 # SAMWISE instantiates SAM2 from the plain Hydra config (no video-predictor extras): the single-mask
@@ -157,21 +153,7 @@ _SUBCONFIGS: dict[str, type] = {
 }
 
 
-def _as_sub(name: str, value: Any) -> Any:
-    cls = _SUBCONFIGS[name]
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return copy.deepcopy(value)
-    if isinstance(value, dict):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(value) - known)
-        _check(not unknown, f"unknown field(s) {unknown} in SAMWISE config section '{name}'; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
-    raise ConfigError(f"config section '{name}' must be a dict or {cls.__name__}, got {type(value).__name__}")
-
-
-class SAMWISEConfig(PretrainedConfig):
+class SAMWISEConfig(SectionedConfig):
     """Configuration of SAMWISE.
 
     Args:
@@ -184,17 +166,15 @@ class SAMWISEConfig(PretrainedConfig):
     """
 
     model_type = "samwise"
+    section_types: ClassVar[dict[str, type]] = _SUBCONFIGS
     sub_sections: ClassVar[tuple[str, ...]] = tuple(_SUBCONFIGS)
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
 
+    # transformers 5 turns a config subclass without its own __init__ into a dataclass whose generated
+    # __init__ would skip the sections, so each concrete config keeps this one-line __init__.
     def __init__(self, preset: str | None = None, **kwargs: Any) -> None:
-        sections = {name: _as_sub(name, kwargs.pop(name, None)) for name in _SUBCONFIGS}
-        super().__init__(**kwargs)
-        for name, value in sections.items():
-            setattr(self, name, value)
-        self.preset = preset
-        self._validate()
+        super().__init__(preset=preset, **kwargs)
 
     def _validate(self) -> None:
         a = self.adapter
@@ -209,35 +189,6 @@ class SAMWISEConfig(PretrainedConfig):
     def stage_side(self, stage: int) -> int:
         """Side of Hiera stage `stage`'s (1-based) feature map: stride 4 then halved per stage."""
         return self.sam2.image_size // (4 * 2 ** (stage - 1))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        for name in _SUBCONFIGS:
-            out[name] = dataclasses.asdict(getattr(self, name))
-        return out
-
-    def to_diff_dict(self) -> dict[str, Any]:
-        out = super().to_diff_dict()
-        for name in _SUBCONFIGS:
-            out[name] = dataclasses.asdict(getattr(self, name))
-        out["preset"] = self.preset
-        return out
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "SAMWISEConfig":
-        """Build a preset config; `overrides` maps section -> dict of fields to change.
-
-        Raises:
-            ConfigError: unknown preset or section.
-        """
-        if name not in SAMWISE_PRESETS:
-            raise ConfigError(f"unknown SAMWISE preset {name!r}; available: {sorted(SAMWISE_PRESETS)}")
-        data = copy.deepcopy(SAMWISE_PRESETS[name])
-        for section, values in overrides.items():
-            if section not in _SUBCONFIGS:
-                raise ConfigError(f"unknown config section {section!r}; known: {sorted(_SUBCONFIGS)}")
-            data.setdefault(section, {}).update(values)
-        return cls(preset=name, **data)
 
 
 SAMWISE_PRESETS: dict[str, dict[str, Any]] = {
@@ -256,3 +207,5 @@ SAMWISE_PRESETS: dict[str, dict[str, Any]] = {
         "inference": {"clip_length": 4},
     },
 }
+
+SAMWISEConfig.presets = SAMWISE_PRESETS
