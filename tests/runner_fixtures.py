@@ -102,3 +102,98 @@ def ref_davis(tmp: Path) -> Path:
     shutil.copytree(src / "Annotations", root / "valid" / "Annotations")
     shutil.copytree(src / "Annotations", root / "valid" / "Annotations_unsupervised")
     return root
+
+
+def _objects(src: Path, video: str, frames: list[str]) -> dict[int, np.ndarray]:
+    labels = _labels(src, video, frames)
+    return {int(i): labels == i for i in np.unique(labels) if i}
+
+
+def mevis_gcg(tmp: Path) -> tuple[Path, Path]:
+    """(caption folder, MeViS valid_u split): `[phrase](anno ids)` captions over the split's mask_dict."""
+    root = mevis(tmp, "valid_u", videos=1)
+    split = root / "valid_u"
+    meta = json.loads((split / "meta_expressions.json").read_text())["videos"]
+    captions = tmp / "mevis_gcg" / "valid_u"
+    captions.mkdir(parents=True)
+    for video, entry in meta.items():
+        anno = {str(x["obj_id"][0]): str(x["anno_id"][0]) for x in entry["expressions"].values()}
+        caption = " ".join(f"A [{_first_exp(entry, obj)}]({anno[obj]}) moves." for obj in sorted(anno))
+        (captions / f"{video}.json").write_text(json.dumps({"caption": caption}))
+    return captions, split
+
+
+def _first_exp(entry: dict, obj: str) -> str:
+    return next(x["exp"] for x in entry["expressions"].values() if str(x["obj_id"][0]) == obj)
+
+
+def vidstg_gcg(tmp: Path) -> tuple[Path, Path]:
+    """(caption folder, split): `<split>/<video>/frames/*.jpg` + `masks/<obj:03d>/<frame>.png`."""
+    src = synthetic(tmp, 1)
+    split, captions = tmp / "vidstg_gcg" / "val", tmp / "vidstg_gcg" / "val_captions"
+    captions.mkdir(parents=True)
+    for video, entry in _meta(src)["videos"].items():
+        shutil.copytree(src / "JPEGImages" / video, split / video / "frames")
+        for obj, masks in _objects(src, video, entry["frames"]).items():
+            folder = split / video / "masks" / f"{obj:03d}"
+            folder.mkdir(parents=True)
+            for name, mask in zip(entry["frames"], masks):
+                if mask.any():  # an absent object has no PNG for that frame
+                    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(folder / f"{name}.png")
+        caption = " and ".join(f"[object {obj}]({obj})" for obj in sorted(_objects(src, video, entry["frames"])))
+        (captions / f"{video}.json").write_text(json.dumps({"caption": caption + " move."}))
+    return captions, split
+
+
+def burst_ytvis(tmp: Path) -> tuple[Path, Path]:
+    """(instruction JSON, BURST frames root) with `dense_cap` word positions and RLE annotations."""
+    from videoglamm.writers import rle_encode
+
+    src = synthetic(tmp, 1)
+    frames_root, videos, annotations = tmp / "burst" / "frames" / "test", [], []
+    for video, entry in _meta(src)["videos"].items():
+        shutil.copytree(src / "JPEGImages" / video, frames_root / "YFCC100M" / video)
+        objects = _objects(src, video, entry["frames"])
+        words, token_pos, mask_id = [], [], []
+        for obj, masks in objects.items():
+            ann_id = len(annotations) + 1
+            annotations.append({"id": ann_id, "segmentations": [rle_encode(m) if m.any() else None for m in masks]})
+            words += ["a", f"shape{obj}", "moves"]
+            token_pos.append(len(words) - 2)
+            mask_id.append(ann_id)
+        videos.append({"id": len(videos) + 1, "file_names": [f"YFCC100M/{video}/{f}.jpg" for f in entry["frames"]],
+                       "width": SIZE[1], "height": SIZE[0], "length": len(entry["frames"]),
+                       "metadata": {"dataset": "burst"},
+                       "dense_cap": {"caption": " ".join(words), "token_pos": token_pos, "mask_id": mask_id}})
+    path = tmp / "video_gcg" / "instruction_data" / "test.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"videos": videos, "annotations": annotations}))
+    return path, frames_root
+
+
+def stvg(tmp: Path, hcstvg: bool) -> tuple[Path, Path]:
+    """(TubeDETR-style annotation JSON, frames root) for VidSTG (trajectories + qtype) or HC-STVG
+    (per-record "trajectory" list, no qtype)."""
+    src = synthetic(tmp, 2)
+    frames_root, records, trajectories = tmp / "stvg_frames", [], {}
+    for n, (video, entry) in enumerate(_meta(src)["videos"].items()):
+        shutil.copytree(src / "JPEGImages" / video, frames_root / video)
+        obj, masks = next(iter(_objects(src, video, entry["frames"]).items()))
+        boxes = {}
+        for t, m in enumerate(masks):
+            ys, xs = np.nonzero(m)
+            if ys.size:
+                boxes[t] = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min()), float(ys.max() - ys.min())]
+        tube = (1, len(masks))
+        record = {"video_id": n, "video_path": f"{video}.mp4", "caption": entry["expressions"]["0"]["exp"],
+                  "start_frame": 0, "end_frame": len(masks), "tube_start_frame": tube[0],
+                  "tube_end_frame": tube[1], "fps": 2}
+        if hcstvg:
+            record["trajectory"] = [boxes.get(t) for t in range(*tube)]
+        else:
+            record.update(original_video_id=video, target_id=obj, qtype=("declarative", "interrogative")[n % 2])
+            trajectories[video] = {str(obj): {str(t): {"bbox": b} for t, b in boxes.items()}}
+        records.append(record)
+    path = tmp / "stvg.json"
+    path.write_text(json.dumps({"videos": records, "trajectories": trajectories}))
+    return path, frames_root

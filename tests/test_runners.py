@@ -136,3 +136,74 @@ def test_rvos_ref_davis_reports_both_protocols_and_four_sets(tmp_path, samwise_t
     for set_name in rvos.DAVIS_SETS:
         pngs = sorted((out / "predictions" / set_name / "synth_0000").glob("*.png"))
         assert [p.stem for p in pngs] == [f"{t:05d}" for t in range(fx.FRAMES)]
+
+
+def _char_encoder(phrases: list[str]):
+    """A deterministic phrase encoder (letter counts) standing in for bert-base-uncased, offline."""
+    import numpy as np
+
+    out = np.zeros((len(phrases), 26))
+    for i, phrase in enumerate(phrases):
+        for ch in phrase.lower():
+            if "a" <= ch <= "z":
+                out[i, ord(ch) - 97] += 1
+    return out
+
+
+@pytest.mark.parametrize("benchmark", ["mevis-gcg-valid-u", "vidstg-gcg-val", "burst-ytvis-test"])
+def test_gcg_writes_the_evaluate_gcg_layout_and_scores(tmp_path, videoglamm_tiny, benchmark):
+    from eval import gcg
+
+    build = {"mevis-gcg-valid-u": fx.mevis_gcg, "vidstg-gcg-val": fx.vidstg_gcg, "burst-ytvis-test": fx.burst_ytvis}
+    annotations, root = build[benchmark](tmp_path)
+    out = tmp_path / "out"
+    argv = ["--benchmark", benchmark, "--annotations", str(annotations), "--root", str(root),
+            "--model", "videoglamm-tiny", "--out", str(out), "--no-progress", "--no-captions"]
+    result = gcg.main(argv, videoglamm_tiny, text_encoder=_char_encoder)
+    _check_labels(result, videoglamm_tiny, benchmark, gcg.BENCHMARKS[benchmark], "gcg")
+    assert result["num_items"] == 1
+    assert _finite(result["metrics"]["mIoU"]) and _finite(result["metrics"]["recall"])
+    assert "AP50" in result["metrics"]
+    gt_index = json.loads((out / "gt" / "gcg.json").read_text())
+    (video, entry), = gt_index.items()
+    assert entry["phrases"] and "[SEG]" not in entry["caption"] and "<p>" not in entry["caption"]
+    for k in range(len(entry["phrases"])):
+        assert len(list((out / "gt" / video / str(k)).glob("*.png"))) == fx.FRAMES
+    assert set(json.loads((out / "pred" / "gcg.json").read_text())) == {video}
+    calls = videoglamm_tiny.calls
+    assert gcg.main(argv, videoglamm_tiny, text_encoder=_char_encoder)["computed_this_run"] == 0
+    assert videoglamm_tiny.calls == calls
+
+
+def test_gcg_refuses_a_samwise_model(tmp_path, samwise_tiny):
+    from eval import gcg
+    from videoglamm.errors import ConfigError
+
+    annotations, root = fx.vidstg_gcg(tmp_path)
+    with pytest.raises(ConfigError, match="GCG"):
+        gcg.main(["--benchmark", "vidstg-gcg-val", "--annotations", str(annotations), "--root", str(root),
+                  "--model", "samwise-tiny", "--out", str(tmp_path / "out")], samwise_tiny)
+
+
+@pytest.mark.parametrize("benchmark,model", [("vidstg", "videoglamm_tiny"), ("hcstvg", "samwise_tiny")])
+def test_vg_scores_boxes_per_qtype(tmp_path, request, benchmark, model):
+    from eval import vg
+
+    predictor = request.getfixturevalue(model)
+    annotations, root = fx.stvg(tmp_path, hcstvg=benchmark == "hcstvg")
+    out = tmp_path / "out"
+    argv = ["--benchmark", benchmark, "--annotations", str(annotations), "--root", str(root),
+            "--model", predictor.name, "--out", str(out), "--no-progress"]
+    result = vg.main(argv, predictor)
+    _check_labels(result, predictor, benchmark, vg.BENCHMARKS[benchmark], "vg-box-iou")
+    qtypes = {"vidstg": {"declarative", "interrogative"}, "hcstvg": {"declarative"}}[benchmark]
+    assert set(result["metrics"]) == qtypes | {"all"}
+    for numbers in result["metrics"].values():
+        assert all(_finite(numbers[k]) for k in ("gt_viou", "gt_viou@0.3", "gt_viou@0.5"))
+    gt = json.loads((out / "gt.json").read_text())
+    # 1 fps at fps 2 over 4 frames: frames 0 and 2; only 2 lies in the tube [1, 4).
+    assert [e["frames"] for e in gt.values()] == [[0, 2], [0, 2]]
+    assert [sorted(e["boxes"]) for e in gt.values()] == [["2"], ["2"]]
+    assert sorted(p.name for p in (out / "predictions" / "0").iterdir()) == ["00000.png", "00002.png"]
+    calls = predictor.calls
+    assert vg.main(argv, predictor)["computed_this_run"] == 0 and predictor.calls == calls
