@@ -18,9 +18,10 @@ Outputs (`--out`): `predictions/<video>/<exp_id>/<frame>.png` (0/255, first `[SE
 official scripts), `done/` markers with the answers, and `result.json`:
 * mevis-valid-u: scored locally with `evaluate_mevis` (J, F, J&F over expressions);
 * mevis-valid, ref-ytvos: `submission.zip` for the servers (`<video>/<exp_id>/<frame>.png` for MeViS,
-  `Annotations/<video>/<exp_id>/<frame>.png` for Ref-YouTube-VOS), no local metrics;
-* ref-davis17: expressions k*4 + s of a video are object k of annotator set s (ReferFormer's order:
-  annot1, annot1_full_video, annot2, annot2_full_video); per set and frame the object masks become one
+  `Annotations/<video>/<exp_id>/<frame>.png` for Ref-YouTube-VOS), no local metrics. The MeViS zip
+  layout follows the official inference output folder; it was not checked against the server here;
+* ref-davis17: expressions k*4 + s of a video are object k of annotator set s (our reading of
+  ReferFormer's converted meta: annot1, annot1_full_video, annot2, annot2_full_video); per set and frame the object masks become one
   palette PNG `predictions/<set>/<video>/<frame>.png` (id = k + 1; where masks overlap, the higher
   SAM2 object score wins, as the official argmax over probabilities). Each set is scored with both
   `davis-unsup` (the ReferFormer/VideoGLaMM protocol) and `davis-semi`; the 4 sets are reported
