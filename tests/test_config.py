@@ -6,6 +6,7 @@ import yaml
 
 from videoglamm.config import PRESETS, VideoGLaMMConfig
 from videoglamm.errors import ConfigError
+from videoglamm.samwise.config import SAMWISE_PRESETS, SAMWISEConfig
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -45,4 +46,7 @@ def test_every_shipped_yaml_loads():
         data = yaml.safe_load(path.read_text())
         assert isinstance(data, dict), path
         if "model" in data and "preset" in data["model"]:
-            VideoGLaMMConfig.from_preset(data["model"]["preset"], **data["model"].get("overrides", {}))
+            preset, overrides = data["model"]["preset"], data["model"].get("overrides") or {}
+            cls = VideoGLaMMConfig if preset in PRESETS else SAMWISEConfig
+            assert preset in PRESETS or preset in SAMWISE_PRESETS, f"{path}: unknown preset {preset}"
+            cls.from_preset(preset, **overrides)

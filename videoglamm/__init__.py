@@ -16,6 +16,8 @@ _LAZY = {
     "VideoGLaMMOutput": "videoglamm.modeling.outputs",
     "GroundingResult": "videoglamm.modeling.outputs",
     "VideoGLaMMProcessor": "videoglamm.processing.processor",
+    "SAMWISE": "videoglamm.samwise.model",
+    "SAMWISEConfig": "videoglamm.samwise.config",
 }
 
 

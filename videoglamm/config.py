@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from transformers import PretrainedConfig
@@ -239,8 +239,8 @@ _SUBCONFIGS: dict[str, type] = {
 }
 
 
-def _as_sub(name: str, value: Any) -> Any:
-    cls = _SUBCONFIGS[name]
+def _as_section(sections: dict[str, type], name: str, value: Any) -> Any:
+    cls = sections[name]
     if value is None:
         return cls()
     if isinstance(value, cls):
@@ -253,7 +253,59 @@ def _as_sub(name: str, value: Any) -> Any:
     raise ConfigError(f"config section '{name}' must be a dict or {cls.__name__}, got {type(value).__name__}")
 
 
-class VideoGLaMMConfig(PretrainedConfig):
+class SectionedConfig(PretrainedConfig):
+    """A `PretrainedConfig` made of typed dataclass sections, built from plain-data presets.
+
+    Subclasses set `sections` (name -> dataclass) and `presets` (name -> {section: {field: value}}), and
+    may override `_validate` for checks across sections.
+    """
+
+    section_types: ClassVar[dict[str, type]] = {}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, preset: str | None = None, **kwargs: Any) -> None:
+        values = {name: _as_section(self.section_types, name, kwargs.pop(name, None)) for name in self.section_types}
+        super().__init__(**kwargs)
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.preset = preset
+        self._validate()
+
+    def _validate(self) -> None:
+        """Checks across sections; each section validates itself."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for name in self.section_types:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        return out
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        # Always write every section in full: a reader should not need our defaults to rebuild the model.
+        out = super().to_diff_dict()
+        for name in self.section_types:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        out["preset"] = self.preset
+        return out
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "SectionedConfig":
+        """Build a preset config. `overrides` maps section -> dict of fields to change.
+
+        Raises:
+            ConfigError: unknown preset or section.
+        """
+        if name not in cls.presets:
+            raise ConfigError(f"unknown preset {name!r} for {cls.__name__}; available: {sorted(cls.presets)}")
+        data = copy.deepcopy(cls.presets[name])
+        for section, values in overrides.items():
+            if section not in cls.section_types:
+                raise ConfigError(f"unknown config section {section!r}; known: {sorted(cls.section_types)}")
+            data.setdefault(section, {}).update(values)
+        return cls(preset=name, **data)
+
+
+class VideoGLaMMConfig(SectionedConfig):
     """Configuration of the whole VideoGLaMM model.
 
     Args:
@@ -267,15 +319,8 @@ class VideoGLaMMConfig(PretrainedConfig):
     """
 
     model_type = "videoglamm"
+    section_types: ClassVar[dict[str, type]] = _SUBCONFIGS
     sub_sections: ClassVar[tuple[str, ...]] = tuple(_SUBCONFIGS)
-
-    def __init__(self, preset: str | None = None, **kwargs: Any) -> None:
-        sections = {name: _as_sub(name, kwargs.pop(name, None)) for name in _SUBCONFIGS}
-        super().__init__(**kwargs)
-        for name, value in sections.items():
-            setattr(self, name, value)
-        self.preset = preset
-        self._validate()
 
     def _validate(self) -> None:
         s, vt, it = self.sampling, self.video_tower, self.image_tower
@@ -290,6 +335,11 @@ class VideoGLaMMConfig(PretrainedConfig):
                f"tokens.seg_token_id {tok.seg_token_id} is outside the LLM vocabulary (size {self.llm.vocab_size})")
         _check(tok.video_token_id < 0, "tokens.video_token_id must be negative (a placeholder outside the vocabulary)")
 
+    # transformers 5 turns a config subclass without its own __init__ into a dataclass whose generated
+    # __init__ would skip the sections, so each concrete config keeps this one-line __init__.
+    def __init__(self, preset: str | None = None, **kwargs: Any) -> None:
+        super().__init__(preset=preset, **kwargs)
+
     # -- derived sizes ---------------------------------------------------------------------------
     @property
     def image_tokens_per_frame(self) -> int:
@@ -303,33 +353,6 @@ class VideoGLaMMConfig(PretrainedConfig):
     def num_visual_tokens(self) -> int:
         """Visual tokens spliced into the LLM per video: CLIP tokens of every frame, then InternVideo2 tokens."""
         return self.sampling.encoder_frames * (self.image_tokens_per_frame + self.video_tokens_per_frame)
-
-    # -- serialisation -----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        for name in _SUBCONFIGS:
-            out[name] = dataclasses.asdict(getattr(self, name))
-        return out
-
-    def to_diff_dict(self) -> dict[str, Any]:
-        # Always write every section in full: a reader should not need our defaults to rebuild the model.
-        out = super().to_diff_dict()
-        for name in _SUBCONFIGS:
-            out[name] = dataclasses.asdict(getattr(self, name))
-        out["preset"] = self.preset
-        return out
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "VideoGLaMMConfig":
-        """Build a preset config. `overrides` maps section -> dict of fields to change."""
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
-        data = copy.deepcopy(PRESETS[name])
-        for section, values in overrides.items():
-            if section not in _SUBCONFIGS:
-                raise ConfigError(f"unknown config section {section!r}; known: {sorted(_SUBCONFIGS)}")
-            data.setdefault(section, {}).update(values)
-        return cls(preset=name, **data)
 
 
 _TINY_SAM2_OVERRIDES = (
@@ -380,3 +403,5 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tokens": {"seg_token_id": 511},
     },
 }
+
+VideoGLaMMConfig.presets = PRESETS

@@ -37,7 +37,7 @@ def write_prediction(
     """Consume `stream`, writing `answer.txt`, `result.json`, `masks/<k>/<frame>.png` and `overlay.mp4`.
 
     Args:
-        stream: from `VideoGLaMM.predict_stream`.
+        stream: from `VideoGLaMM.predict_stream` or `SAMWISE.predict_stream`.
         out_dir: the folder to create (replaced if it exists).
         fps: frame rate of the overlay video.
         progress: show a progress bar over frames.
@@ -49,7 +49,7 @@ def write_prediction(
     final = Path(out_dir)
     tmp, commit = atomic_dir(final)
     try:
-        k = stream.seg_embeddings.shape[0]
+        k = stream.num_objects
         (tmp / "answer.txt").write_text(stream.text + "\n")
         for obj in range(k):
             (tmp / "masks" / str(obj)).mkdir(parents=True)

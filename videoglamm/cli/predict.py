@@ -1,4 +1,4 @@
-"""`videoglamm predict VIDEO PROMPT --model DIR_OR_PRESET --out DIR`."""
+"""`videoglamm predict VIDEO PROMPT... --model DIR_OR_PRESET --out DIR` (VideoGLaMM or SAMWISE)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-mode", choices=("track", "framewise"), default="track")
     parser.add_argument("--prompt-frames", choices=("first", "encoder"), default="first")
     parser.add_argument("--fps", type=float, default=8.0, help="frame rate of overlay.mp4")
+    parser.add_argument("--clip-length", type=int, default=None, help="SAMWISE: frames per clip (default: the model's)")
+    parser.add_argument("--hsa", choices=("local", "global"), default=None,
+                        help="SAMWISE: HSA over local subvolumes (default) or all positions of a clip")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -31,6 +34,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.video).is_file():
         raise InputError(f"video file not found: {args.video}")
+    from videoglamm.samwise.persistence import is_samwise
+
+    if is_samwise(args.model):  # a referring-segmentation model: every prompt is tracked in one pass
+        from videoglamm.samwise.cli import run_predict
+
+        return run_predict(args)
     model = VideoGLaMM.from_pretrained(args.model, device=args.device).eval()
     opts = PredictOptions(num_frames=args.num_frames, frame_sampling=args.frame_sampling,
                           max_new_tokens=args.max_new_tokens, mask_mode=args.mask_mode, prompt_frames=args.prompt_frames)

@@ -29,8 +29,8 @@ from videoglamm.convert import internvideo2 as iv2
 from videoglamm.convert._strict import ConversionReport, IncrementalCheck, check_conversion, map_names
 from videoglamm.convert.parts import PARTS, part_shapes
 from videoglamm.errors import CheckpointError
+from videoglamm.processing.tokens import SEG_TOKEN
 
-SEG_TOKEN = "[SEG]"
 RELEASE_PARTS: tuple[str, ...] = tuple(p for p in PARTS if p != "image_tower")
 VIDEO_PREFIX = "model.vision_tower."
 SAM2_PREFIX = "model.visual_model."

@@ -118,6 +118,11 @@ class ReaderBase(Dataset):
     def __len__(self) -> int:
         return len(self._records)
 
+    @property
+    def records(self) -> list[Any]:
+        """The parsed records in index order (a copy): evaluation lists items without loading them."""
+        return list(self._records)
+
     def load(self, index: int) -> Sample:
         """Load record `index` strictly.
 

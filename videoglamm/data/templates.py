@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-SEG_TOKEN = "[SEG]"
+from videoglamm.processing.tokens import SEG_TOKEN  # re-exported for the readers
 
 RVOS_QUESTIONS = (
     "Can you segment {phrase} in this video?",

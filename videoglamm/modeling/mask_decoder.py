@@ -235,6 +235,19 @@ class SAM2MaskDecoder(nn.Module):
         encoder_trainable = any(p.requires_grad for p in model.image_encoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and encoder_trainable):
             backbone_out = model.image_encoder(pixel_values)
+        return self.features_from_backbone(backbone_out)
+
+    def features_from_backbone(self, backbone_out: dict[str, Any]) -> FrameFeatures:
+        """`FrameFeatures` from an image-encoder output computed elsewhere (e.g. SAMWISE's fused trunk).
+
+        Args:
+            backbone_out: {"backbone_fpn": per level (N, C, h_l, w_l), "vision_pos_enc": the same shapes},
+                as `SAM2Base.image_encoder` returns it.
+
+        Returns:
+            `FrameFeatures` of the N frames.
+        """
+        model = self.model
         fpn = list(backbone_out["backbone_fpn"])
         if model.use_high_res_features_in_sam:
             # Same projections as SAM2Base.forward_image, applied outside the no-grad region above.
@@ -243,7 +256,7 @@ class SAM2MaskDecoder(nn.Module):
         _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(
             {"backbone_fpn": fpn, "vision_pos_enc": list(backbone_out["vision_pos_enc"])}
         )
-        n = pixel_values.shape[0]
+        n = fpn[-1].shape[0]
         lowest = vision_feats[-1]
         if model.directly_add_no_mem_embed:
             lowest = lowest + model.no_mem_embed

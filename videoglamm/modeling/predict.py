@@ -100,6 +100,11 @@ class StreamingPrediction:
     extra_segs: int
     _frames: Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = field(repr=False, default=iter(()))
 
+    @property
+    def num_objects(self) -> int:
+        """K: mask tracks per frame (one per decoded `[SEG]`)."""
+        return self.seg_embeddings.shape[0]
+
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         return ((index, masks, scores) for index, _, masks, scores in self._frames)
 

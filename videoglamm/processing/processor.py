@@ -302,8 +302,10 @@ def load_tokenizer(name_or_path: str | os.PathLike, tokenizer_path: str | os.Pat
     Raises:
         CheckpointError: when no tokenizer can be found locally (nothing is downloaded).
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
+    # AutoTokenizer reads config.json of a model folder; registering our config type lets it do so quietly.
+    AutoConfig.register(VideoGLaMMConfig.model_type, VideoGLaMMConfig, exist_ok=True)
     candidates = [Path(p) for p in (tokenizer_path, name_or_path) if p is not None]
     candidates.append(PACKAGED_TOKENIZERS / str(name_or_path).split("/")[-1])
     if str(name_or_path).startswith("videoglamm-tiny"):

@@ -61,8 +61,8 @@ class STGroundingReader(ReaderBase):
     def _record_key(self, record: dict) -> str:
         return f"{self.annotation_path} video {record.get('video_id', record.get('video_path'))}"
 
-    def _tube_boxes(self, record: dict, tube: range) -> dict[int, list[float]]:
-        """Map frame -> [x, y, w, h] for the tube frames that have a box."""
+    def tube_boxes(self, record: dict, tube: range) -> dict[int, list[float]]:
+        """Map frame -> [x, y, w, h] for the tube frames of `record` that have a box."""
         if "trajectory" in record:
             return {f: list(box) for f, box in zip(tube, record["trajectory"]) if box}
         per_frame = self.trajectories[str(record["original_video_id"])][str(record["target_id"])]
@@ -73,7 +73,7 @@ class STGroundingReader(ReaderBase):
             video_dir = self.frames_root / Path(record["video_path"]).with_suffix("")
             tube = range(int(record["tube_start_frame"]), int(record["tube_end_frame"]))
             caption = record["caption"]
-            boxes_by_frame = self._tube_boxes(record, tube)
+            boxes_by_frame = self.tube_boxes(record, tube)
         except (KeyError, TypeError, ValueError) as err:
             raise BadSampleError(f"{self._record_key(record)}: missing or malformed field {err}") from None
         paths = list_frames(video_dir)

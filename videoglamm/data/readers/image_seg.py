@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from videoglamm.data.base import BadSampleError, ReaderBase

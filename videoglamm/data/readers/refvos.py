@@ -69,6 +69,47 @@ def _parse_meta(meta_path: Path, id_key: str, reader: ReaderBase) -> list[Expres
     return records
 
 
+def read_expressions(meta_path: Path, id_key: str | None = None) -> list[Expression]:
+    """Every expression of a meta_expressions.json with all its frames, for evaluation.
+
+    Unlike the readers (which skip and count bad records), any malformed entry is an error, and
+    object ids are optional: the server-scored splits (Ref-YouTube-VOS and MeViS `valid`) have none.
+
+    Args:
+        meta_path: the meta_expressions.json.
+        id_key: "obj_id" or "anno_id" to read the ids (missing ids give an empty tuple); None skips them.
+
+    Returns:
+        Expressions sorted by video, then naturally by exp_id; `frames` in name order.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        DatasetError: unreadable JSON or an entry without frames or expression text.
+    """
+    meta_path = Path(meta_path)
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"meta_expressions.json not found: {meta_path}")
+    try:
+        meta = read_json(meta_path)
+    except BadSampleError as err:
+        raise DatasetError(f"cannot read {meta_path}: {err}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
+        raise DatasetError(f"{meta_path} has no top-level 'videos' mapping; is this a meta_expressions.json?")
+    records = []
+    for video, entry in sorted(meta["videos"].items()):
+        frames = tuple(sorted(entry.get("frames", [])))
+        if not frames:
+            raise DatasetError(f"{meta_path}: video {video!r} lists no frames")
+        for exp_id, exp in sorted(entry.get("expressions", {}).items(), key=lambda kv: _natural(kv[0])):
+            if not isinstance(exp, dict) or not isinstance(exp.get("exp"), str):
+                raise DatasetError(f"{meta_path}: video {video!r} expression {exp_id!r} has no 'exp' text")
+            ids = exp.get(id_key) if id_key else None
+            ids = [ids] if isinstance(ids, (str, int)) else (ids or [])
+            records.append(Expression(video, str(exp_id), exp["exp"], tuple(str(i) for i in ids), frames,
+                                      exp.get("kind")))
+    return records
+
+
 def _natural(key: str) -> tuple[int, str]:
     return (int(key), "") if key.isdigit() else (1 << 62, key)
 

@@ -1,0 +1,1 @@
+"""Benchmark runners and benchmarks (scripts; the library never imports this package)."""

@@ -1,0 +1,218 @@
+"""Reading masks from disk for scoring: PNG label maps, DAVIS-style folders and the MeViS split files.
+
+Layouts:
+
+* DAVIS-style: `<root>/<sequence>/<frame>.png`, palette ("P") or grayscale PNGs whose pixel values
+  (palette indices for "P") are object ids; 0 is background and 255 in the GT is void.
+* MeViS split: `<split>/meta_expressions.json` (`{"videos": {video: {"frames": [...],
+  "expressions": {exp_id: {"exp": str, "anno_id": [...], "obj_id": [...]}}}}}`) and
+  `<split>/mask_dict.json` (`{str(anno_id): [COCO RLE or null per frame]}`).
+* MeViS predictions: `<pred>/<video>/<exp_id>/<frame>.png`; any non-zero value is foreground.
+
+A missing prediction file reads as an empty mask and is returned in a `missing` list so callers can
+report it (the official MeViS tool silently drops the expression instead). A prediction whose size
+differs from the GT raises `ShapeMismatchError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from videoglamm.errors import DatasetError, InputError, ShapeMismatchError
+
+__all__ = [
+    "read_mask_png",
+    "read_frames",
+    "list_sequences",
+    "list_frames",
+    "MevisSplit",
+    "load_mevis_split",
+]
+
+def read_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """Reads one mask PNG as a label map.
+
+    Args:
+        path: PNG file in mode "P" (palette indices), "L", "1" or "I;16".
+
+    Returns:
+        (H, W) uint8 (uint16 for 16-bit files) array of ids / values.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        InputError: for colour images, whose ids are ambiguous.
+    """
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode in ("P", "L"):
+            return np.array(img, dtype=np.uint8)
+        if img.mode == "1":
+            return np.array(img, dtype=np.uint8)
+        if img.mode.startswith("I;16"):
+            return np.array(img, dtype=np.uint16)
+        raise InputError(
+            f"{path}: mask PNG has mode {img.mode!r}; save masks as palette ('P') or grayscale ('L') "
+            "PNGs whose pixel values are object ids"
+        )
+
+
+def read_frames(
+    paths: Sequence[Path], shape: tuple[int, int] | None = None, allow_missing: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """Reads a stack of mask PNGs.
+
+    Args:
+        paths: one path per frame.
+        shape: expected (H, W); defaults to the first file read.
+        allow_missing: missing files become empty masks (and are listed) instead of raising.
+
+    Returns:
+        ((T, H, W) array, list of missing paths).
+
+    Raises:
+        FileNotFoundError: a file is missing and `allow_missing` is False.
+        ShapeMismatchError: a file's size differs from `shape` (the message names the file).
+        InputError: no file could be read and `shape` is unknown.
+    """
+    exists = [p.is_file() for p in paths]
+    missing = [str(p) for p, ok in zip(paths, exists) if not ok]
+    if missing and not allow_missing:
+        raise FileNotFoundError(f"mask file not found: {missing[0]}")
+    present = [p for p, ok in zip(paths, exists) if ok]
+    # Plain loop: callers already overlap reading with scoring (a prefetch thread or worker
+    # processes); a thread pool here only added GIL hand-offs.
+    arrays = [read_mask_png(p) for p in present]
+    if shape is None:
+        if not arrays:
+            raise InputError(f"no mask files found among {len(paths)} expected, e.g. {paths[0]}")
+        shape = arrays[0].shape
+    dtype = np.result_type(np.uint8, *[a.dtype for a in arrays]) if arrays else np.uint8
+    stack = np.zeros((len(paths), *shape), dtype=dtype)
+    it = iter(zip(present, arrays))
+    for t, ok in enumerate(exists):
+        if not ok:
+            continue
+        path, arr = next(it)
+        if arr.shape != tuple(shape):
+            raise ShapeMismatchError(
+                f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} (WxH) but the GT frame is "
+                f"{shape[1]}x{shape[0]}; predictions must have the GT resolution"
+            )
+        stack[t] = arr
+    return stack, missing
+
+
+def list_sequences(root: str | os.PathLike, only: Sequence[str] | None = None) -> list[str]:
+    """Sequence folders of a DAVIS-style root, sorted, optionally restricted to `only`.
+
+    Raises:
+        FileNotFoundError: if the root or a requested sequence does not exist.
+        DatasetError: if the root holds no sequence folders.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"GT folder not found: {root}")
+    if only:
+        for seq in only:
+            if not (root / seq).is_dir():
+                raise FileNotFoundError(f"sequence {seq!r} not found in {root}")
+        return list(only)
+    seqs = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not seqs:
+        raise DatasetError(f"{root} holds no sequence folders (<root>/<sequence>/<frame>.png)")
+    return seqs
+
+
+def list_frames(seq_dir: Path) -> list[str]:
+    """Frame names (file stems) of the PNGs in a sequence folder, sorted.
+
+    Raises:
+        DatasetError: if the folder holds no PNG.
+    """
+    frames = sorted(p.stem for p in seq_dir.glob("*.png"))
+    if not frames:
+        raise DatasetError(f"{seq_dir} holds no .png frames")
+    return frames
+
+
+class MevisSplit:
+    """A MeViS-format split: expression metadata plus per-object RLE masks."""
+
+    def __init__(self, meta: dict[str, Any], mask_dict: dict[str, list[Any]], root: Path) -> None:
+        self.videos: dict[str, Any] = meta["videos"]
+        self.mask_dict = mask_dict
+        self.root = root
+
+    def expressions(self, videos: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """(video, expression id) pairs in file order, optionally for some videos only.
+
+        Raises:
+            DatasetError: if a requested video is not in the split.
+        """
+        names = list(self.videos) if not videos else list(videos)
+        for video in names:
+            if video not in self.videos:
+                raise DatasetError(f"video {video!r} is not in {self.root / 'meta_expressions.json'}")
+        return [(v, e) for v in names for e in self.videos[v]["expressions"]]
+
+    def frames(self, video: str) -> list[str]:
+        return list(self.videos[video]["frames"])
+
+    def gt_masks(self, video: str, exp_id: str) -> np.ndarray:
+        """Union over the expression's anno_ids of the decoded RLEs; null RLE = absent in that frame.
+
+        Returns:
+            (T, H, W) bool.
+
+        Raises:
+            DatasetError: if an anno_id is missing, has the wrong frame count, or no frame size can
+                be found.
+        """
+        from pycocotools import mask as mask_utils
+
+        frames = self.frames(video)
+        anno_ids = [str(a) for a in self.videos[video]["expressions"][exp_id]["anno_id"]]
+        shape = None
+        for anno in anno_ids:
+            if anno not in self.mask_dict:
+                raise DatasetError(f"{video}/{exp_id}: anno_id {anno} missing from mask_dict.json")
+            rles = self.mask_dict[anno]
+            if len(rles) != len(frames):
+                raise DatasetError(
+                    f"{video}/{exp_id}: anno_id {anno} has {len(rles)} masks for {len(frames)} frames"
+                )
+            shape = shape or next((tuple(r["size"]) for r in rles if r), None)
+        if shape is None:
+            raise DatasetError(f"{video}/{exp_id}: every RLE is null, the frame size is unknown")
+        out = np.zeros((len(frames), *shape), dtype=bool)
+        for t in range(len(frames)):
+            rles = [self.mask_dict[a][t] for a in anno_ids if self.mask_dict[a][t]]
+            if rles:
+                # Union in the RLE domain, then one decode per frame (decoding dominates the cost).
+                rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
+                out[t] = mask_utils.decode(rle).view(bool)
+        return out
+
+
+def load_mevis_split(root: str | os.PathLike) -> MevisSplit:
+    """Loads `meta_expressions.json` and `mask_dict.json` from a MeViS split folder.
+
+    Raises:
+        FileNotFoundError: if either file is missing.
+        DatasetError: if the metadata has no "videos" key.
+    """
+    root = Path(root)
+    meta_path, mask_path = root / "meta_expressions.json", root / "mask_dict.json"
+    for path in (meta_path, mask_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"MeViS split file not found: {path}")
+    meta = json.loads(meta_path.read_text())
+    if "videos" not in meta:
+        raise DatasetError(f"{meta_path} has no 'videos' key (expected MeViS meta_expressions format)")
+    return MevisSplit(meta, json.loads(mask_path.read_text()), root)
