@@ -8,10 +8,9 @@ against the object's ground truth on every frame. A GCG question per video check
 `[SEG]`s against the number of objects. Prints one table per expression kind (appearance / motion /
 time) and writes the numbers as JSON.
 
-Region similarity J here is DAVIS's per-frame IoU (an empty prediction on an empty ground truth
-counts 1), averaged over frames, then over expressions. The boundary measure F and J&F need
-`videoglamm.metrics`, which is not merged on this branch yet: until then only J is reported, and
-labelled so.
+J and F are the DAVIS per-frame definitions from `videoglamm.metrics.jaccard_and_f` (an empty
+prediction on an empty ground truth scores 1), averaged over the video's frames, then over the
+expressions of a kind; J&F is their mean (MeViS / Ref-YTVOS convention).
 """
 
 from __future__ import annotations
@@ -31,13 +30,6 @@ if __package__ in (None, ""):
 QUESTION = "Can you segment {phrase} in this video?"
 
 
-def frame_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-frame IoU of bool (T, H, W) masks; 1 where both are empty (DAVIS convention)."""
-    inter = (pred & gt).reshape(len(gt), -1).sum(1)
-    union = (pred | gt).reshape(len(gt), -1).sum(1)
-    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
-
-
 def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str,
              progress: bool = True) -> dict:
     """Score `model` on `num_videos` held-out synthetic videos; returns per-kind and overall numbers."""
@@ -45,8 +37,9 @@ def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str,
 
     from videoglamm.data.synthetic import generate_video
     from videoglamm.data.templates import GCG_QUESTIONS
+    from videoglamm.metrics import jaccard_and_f
 
-    per_kind: dict[str, list[float]] = defaultdict(list)
+    per_kind: dict[str, list[tuple[float, float]]] = defaultdict(list)
     seg_ok: dict[str, list[bool]] = defaultdict(list)
     for index in tqdm(range(num_videos), desc="eval videos", disable=not progress):
         video = generate_video(seed, index, num_frames=num_frames)
@@ -57,14 +50,16 @@ def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str,
             seg_ok[kind].append(len(result.masks) == 1)
             gt = video.object_masks(int(exp["obj_id"]))
             pred = result.masks[0].numpy().astype(bool) if result.masks else np.zeros_like(gt)
-            per_kind[kind].append(float(frame_iou(pred, gt).mean()))
+            j, f = jaccard_and_f(gt, pred)
+            per_kind[kind].append((float(np.mean(j)), float(np.mean(f))))
         seg_ok["gcg"].append(len(results[-1].masks) + results[-1].extra_segs == len(video.objects))
-    table = {kind: {"expressions": len(js), "J": float(np.mean(js)),
-                    "seg_count_acc": float(np.mean(seg_ok[kind]))} for kind, js in sorted(per_kind.items())}
-    all_j = [j for js in per_kind.values() for j in js]
-    table["all"] = {"expressions": len(all_j), "J": float(np.mean(all_j)),
-                    "seg_count_acc": float(np.mean([ok for k, oks in seg_ok.items() if k != "gcg"
-                                                    for ok in oks]))}
+    def row(scores: list[tuple[float, float]], oks: list[bool]) -> dict:
+        j, f = (float(np.mean([s[i] for s in scores])) for i in (0, 1))
+        return {"expressions": len(scores), "J": j, "F": f, "J&F": (j + f) / 2, "seg_count_acc": float(np.mean(oks))}
+
+    table = {kind: row(scores, seg_ok[kind]) for kind, scores in sorted(per_kind.items())}
+    table["all"] = row([s for scores in per_kind.values() for s in scores],
+                       [ok for k, oks in seg_ok.items() if k != "gcg" for ok in oks])
     table["gcg"] = {"videos": len(seg_ok["gcg"]), "seg_count_acc": float(np.mean(seg_ok["gcg"]))}
     return table
 
@@ -92,12 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model}, {args.videos} held-out videos (seed {args.seed}), "
           f"mask mode {args.mask_mode}, "
           f"{time.time() - start:.0f} s")
-    print("J = mean per-frame IoU (F and J&F need videoglamm.metrics, not merged yet)")
-    print(f"{'kind':<11}{'exprs':>7}{'J':>8}{'[SEG] count ok':>16}")
+    print(f"{'kind':<11}{'exprs':>7}{'J&F':>8}{'J':>8}{'F':>8}{'[SEG] count ok':>16}")
     for kind, row in table.items():
-        j = f"{row['J']:.3f}" if "J" in row else "-"
+        scores = "".join(f"{row[k]:>8.3f}" if k in row else f"{'-':>8}" for k in ("J&F", "J", "F"))
         count = row.get("expressions", row.get("videos"))
-        print(f"{kind:<11}{count:>7}{j:>8}{row['seg_count_acc']:>16.3f}")
+        print(f"{kind:<11}{count:>7}{scores}{row['seg_count_acc']:>16.3f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "table": table}, indent=1) + "\n")
     return 0
