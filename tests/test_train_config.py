@@ -10,7 +10,19 @@ from train.schedule import warmup_decay
 from videoglamm.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-RECIPES = sorted((CONFIGS / "train").glob("*.yaml"))
+
+
+def _videoglamm_recipes():
+    """configs/train/*.yaml for train/train.py: those naming a VideoGLaMM preset (SAMWISE has its own trainer)."""
+    import yaml
+
+    from videoglamm.config import PRESETS
+
+    return [p for p in sorted((CONFIGS / "train").glob("*.yaml"))
+            if yaml.safe_load(p.read_text()).get("model", {}).get("preset") in PRESETS]
+
+
+RECIPES = _videoglamm_recipes()
 
 
 def test_recipes_exist():
