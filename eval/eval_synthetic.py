@@ -55,7 +55,8 @@ def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str,
         seg_ok["gcg"].append(len(results[-1].masks) + results[-1].extra_segs == len(video.objects))
     def row(scores: list[tuple[float, float]], oks: list[bool]) -> dict:
         j, f = (float(np.mean([s[i] for s in scores])) for i in (0, 1))
-        return {"expressions": len(scores), "J": j, "F": f, "J&F": (j + f) / 2, "seg_count_acc": float(np.mean(oks))}
+        return {"expressions": len(scores), "J": j, "F": f, "J&F": (j + f) / 2,
+                "seg_count_acc": float(np.mean(oks))}
 
     table = {kind: row(scores, seg_ok[kind]) for kind, scores in sorted(per_kind.items())}
     table["all"] = row([s for scores in per_kind.values() for s in scores],

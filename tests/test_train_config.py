@@ -13,7 +13,8 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _videoglamm_recipes():
-    """configs/train/*.yaml for train/train.py: those naming a VideoGLaMM preset (SAMWISE has its own trainer)."""
+    """configs/train/*.yaml read by train/train.py: those naming a VideoGLaMM preset
+    (SAMWISE recipes have their own trainer)."""
     import yaml
 
     from videoglamm.config import PRESETS
