@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from videoglamm.errors import CheckpointError
+from videoglamm.modeling.persistence import copy_trainable
 
 if TYPE_CHECKING:
     from videoglamm.modeling.videoglamm import VideoGLaMM
@@ -45,19 +46,8 @@ def load_trainable(model: torch.nn.Module, folder: str | Path) -> None:
     path = Path(folder) / TRAINABLE_FILE
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; pass a checkpoints/step_* folder of a training run")
-    state = load_file(path)
-    params = dict(model.named_parameters())
-    expected = {n for n, p in params.items() if p.requires_grad}
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: missing {missing[:10]}, unexpected {unexpected[:10]}; was it written "
-                              "by a run with the same model recipe (lora, train_llm)?")
-    with torch.no_grad():
-        for name, tensor in state.items():
-            if params[name].shape != tensor.shape:
-                raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
-                                      f"{tuple(params[name].shape)}")
-            params[name].copy_(tensor)
+    copy_trainable(model, load_file(path), path,
+                   hint="; was it written by a run with the same model recipe (lora, train_llm)?")
 
 
 def read_trainer_state(folder: str | Path) -> dict[str, Any]:

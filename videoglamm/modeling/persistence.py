@@ -91,12 +91,12 @@ def save_pretrained(model: "VideoGLaMM", path: str | os.PathLike, trainable_only
         raise
 
 
-def _strict_report(missing: list[str], unexpected: list[str], where: Path) -> None:
+def _strict_report(missing: list[str], unexpected: list[str], where: Path, hint: str = "") -> None:
     if missing or unexpected:
         raise CheckpointError(
             f"{where}: {len(missing)} missing and {len(unexpected)} unexpected keys. "
             f"missing: {missing[:20]}{' ...' if len(missing) > 20 else ''}; "
-            f"unexpected: {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}"
+            f"unexpected: {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}{hint}"
         )
 
 
@@ -202,13 +202,23 @@ def load_adapter(model: "VideoGLaMM", path: str | os.PathLike) -> None:
     meta = json.loads((path / ADAPTER_CONFIG).read_text())
     if meta.get("lora") and not model.has_lora:
         model.apply_lora(LoRAConfig(**meta["lora"]))
-    state = load_file(path / ADAPTER_WEIGHTS)
+    copy_trainable(model, load_file(path / ADAPTER_WEIGHTS), path / ADAPTER_WEIGHTS)
+
+
+def copy_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | os.PathLike,
+                   hint: str = "") -> None:
+    """Copy `state` into the trainable parameters of `model`; its names must be exactly that set.
+
+    Raises:
+        CheckpointError: naming `source`, for missing/unexpected names or a shape mismatch.
+    """
     params = dict(model.named_parameters())
     expected = {n for n, p in params.items() if p.requires_grad}
-    _strict_report(sorted(expected - set(state)), sorted(set(state) - expected), path / ADAPTER_WEIGHTS)
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    _strict_report(missing, unexpected, Path(source), hint)
     with torch.no_grad():
         for name, tensor in state.items():
             if params[name].shape != tensor.shape:
-                raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, the model expects "
-                                      f"{tuple(params[name].shape)}")
+                raise CheckpointError(f"{source}: {name} has shape {tuple(tensor.shape)}, the model expects "
+                                      f"{tuple(params[name].shape)}{hint}")
             params[name].copy_(tensor)
