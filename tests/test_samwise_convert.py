@@ -113,3 +113,22 @@ def test_roundtrip_and_text_features_on_tiny_weights():
         bad["text_encoder.embeddings.token_type_embeddings.weight"])
     with pytest.raises(CheckpointError):
         to_official_samwise(bad)
+
+
+def test_cli_converts_a_release_file_into_a_loadable_folder(tmp_path):
+    from videoglamm.cli import main
+
+    torch.manual_seed(0)
+    config = SAMWISEConfig.from_preset("samwise-tiny")
+    source = SAMWISE(config).eval()
+    with torch.no_grad():
+        source.text_encoder.embeddings.token_type_embeddings.weight.zero_()
+    release = tmp_path / "samwise_release.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in to_official_samwise(source.state_dict()).items()}}, release)
+    dst = tmp_path / "converted"
+    assert main(["convert", "samwise", "--src", str(release), "--preset", "samwise-tiny", "--dst", str(dst)]) == 0
+    loaded = SAMWISE.from_pretrained(dst)
+    ours, theirs = source.state_dict(), loaded.state_dict()
+    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert main(["convert", "samwise", "--src", str(tmp_path / "missing.pth"), "--preset", "samwise-tiny",
+                 "--dst", str(tmp_path / "x")]) == 2

@@ -1,4 +1,10 @@
-"""`videoglamm convert`: turn an official checkpoint into a folder that `VideoGLaMM.from_pretrained` loads."""
+"""`videoglamm convert`: turn an official checkpoint into a folder that `from_pretrained` loads.
+
+- `videoglamm`: the HF-format VideoGLaMM release (sharded folder) + the HF CLIP it lacks -> `VideoGLaMM`.
+- `samwise`: a released SAMWISE `.pth` -> `SAMWISE`.
+The other kinds (towers, SAM2, VideoGPT+) are parts of a model: convert them in Python with
+`videoglamm.convert.convert_official`.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,22 @@ import logging
 logger = logging.getLogger(__name__)
 
 DTYPES = ("float16", "bfloat16", "float32")
-# Kinds that hold a whole model, hence can become a from_pretrained folder. The others (towers, SAM2,
-# VideoGPT+) are parts: convert them in Python with `videoglamm.convert.convert_official`.
-FOLDER_KINDS = ("videoglamm",)
+FOLDER_KINDS = ("videoglamm", "samwise")
+DEFAULT_PRESETS = {"videoglamm": "videoglamm-phi3-mini", "samwise": "samwise-base"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=FOLDER_KINDS,
-                        help="checkpoint kind: 'videoglamm' = the HF-format VideoGLaMM release")
+                        help="'videoglamm' = the HF-format VideoGLaMM release; 'samwise' = a released SAMWISE .pth")
     parser.add_argument("--src", required=True,
                         help="the release folder (sharded, with its index JSON) or a single weights file")
-    parser.add_argument("--clip", required=True,
-                        help="HF openai/clip-vit-large-patch14-336 weights (file or folder); "
-                             "the release has no CLIP")
+    parser.add_argument("--clip", help="videoglamm only: HF openai/clip-vit-large-patch14-336 weights (file or "
+                                       "folder); the release has no CLIP")
     parser.add_argument("--tokenizer",
-                        help="folder with the release's tokenizer (default: --src when it has one)")
+                        help="tokenizer folder (videoglamm: default --src when it has one; samwise: a local "
+                             "roberta-base tokenizer folder, default the preset's)")
     parser.add_argument("--dtype", choices=DTYPES, help="cast every tensor (default: keep the file's dtypes)")
-    parser.add_argument("--preset", default="videoglamm-phi3-mini", help="target architecture preset")
+    parser.add_argument("--preset", help="target architecture preset (default: the kind's full-size preset)")
     parser.add_argument("--dst", required=True, help="output folder (appears only when complete)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -32,15 +37,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from videoglamm.config import VideoGLaMMConfig
-    from videoglamm.convert.release_folder import convert_release_folder
+    from videoglamm.errors import InputError
 
-    report = convert_release_folder(
-        args.src, args.dst, clip=args.clip, tokenizer=args.tokenizer,
-        dtype=getattr(torch, args.dtype) if args.dtype else None,
-        config=VideoGLaMMConfig.from_preset(args.preset),
-        progress=not args.no_progress,
-    )
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    preset = args.preset or DEFAULT_PRESETS[args.kind]
+    if args.kind == "samwise":
+        report = _convert_samwise(args.src, args.dst, preset, args.tokenizer, dtype)
+    else:
+        from videoglamm.config import VideoGLaMMConfig
+        from videoglamm.convert.release_folder import convert_release_folder
+
+        if not args.clip:
+            raise InputError("videoglamm convert needs --clip: the release does not contain the CLIP tower")
+        report = convert_release_folder(
+            args.src, args.dst, clip=args.clip, tokenizer=args.tokenizer, dtype=dtype,
+            config=VideoGLaMMConfig.from_preset(preset), progress=not args.no_progress,
+        )
     logger.info("%s", report.format())
-    logger.info("wrote %s; load it with VideoGLaMM.from_pretrained(%r)", args.dst, str(args.dst))
+    logger.info("wrote %s; load it with from_pretrained(%r)", args.dst, str(args.dst))
     return 0
+
+
+def _convert_samwise(src: str, dst: str, preset: str, tokenizer: str | None, dtype: "torch.dtype | None"):
+    """The SAMWISE release is one file (~250 M tensors): read it whole, convert, check strictly, save."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    import torch
+
+    from videoglamm.convert.samwise import convert_samwise
+    from videoglamm.errors import CheckpointError
+    from videoglamm.samwise.config import SAMWISEConfig
+    from videoglamm.samwise.model import SAMWISE
+    from videoglamm.samwise.persistence import load_state_strict
+
+    path = Path(src)
+    if not path.is_file():
+        raise CheckpointError(f"SAMWISE checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = SAMWISEConfig.from_preset(preset)
+    if tokenizer:
+        config.text = replace(config.text, tokenizer=str(tokenizer))
+    with torch.device("meta"):
+        model = SAMWISE(config)
+    state, report = convert_samwise(checkpoint, model)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    load_state_strict(model, state, str(path))
+    model.save_pretrained(dst)
+    return report
