@@ -1,6 +1,6 @@
 """Model sizes and the cost of one training step: prints numbers, asserts nothing.
 
-    python eval/bench_model.py [--repeats 10]
+    python eval/bench_model.py [--repeats 10] [--threads N]
 
 1. Parameter counts per part for both presets (the full one built on the meta device).
 2. Wall time of one forward + backward of the tiny preset on one 8-frame sample with one [SEG].
@@ -53,7 +53,11 @@ def step_time(repeats: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (on a CPU shared with other jobs, 1 avoids threads spinning on busy cores)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for preset in ("videoglamm-phi3-mini", "videoglamm-tiny"):
         print(f"\n{preset}: parameters (total / trainable)")
         for part, (total, trainable) in counts(preset).items():
