@@ -72,14 +72,23 @@ def seg2bmap(mask: np.ndarray) -> np.ndarray:
         mask: (..., H, W) array; any non-zero value is foreground.
 
     Returns:
-        bool array of the same shape.
+        bool array of the same shape (C-contiguous).
     """
-    seg = np.asarray(mask).astype(bool)
-    out = np.zeros_like(seg)
+    seg = np.asarray(mask)
+    if seg.dtype != bool:
+        seg = seg.astype(bool)
+    out = np.empty(seg.shape, dtype=bool)
     # Only neighbours inside the image count: this reproduces the last-row / last-column rule.
-    out[..., :, :-1] |= seg[..., :, :-1] != seg[..., :, 1:]
-    out[..., :-1, :] |= seg[..., :-1, :] != seg[..., 1:, :]
-    out[..., :-1, :-1] |= seg[..., :-1, :-1] != seg[..., 1:, 1:]
+    east = seg[..., :, :-1] ^ seg[..., :, 1:]
+    south = seg[..., :-1, :] ^ seg[..., 1:, :]
+    # Where a pixel equals its south neighbour, differing from the south-east one is the same as the
+    # south neighbour differing from its east one: SE needs no comparison of its own.
+    inner = out[..., :-1, :-1]
+    np.logical_or(east[..., :-1, :], east[..., 1:, :], out=inner)
+    inner |= south[..., :, :-1]
+    out[..., -1, :-1] = east[..., -1, :]
+    out[..., :-1, -1] = south[..., :, -1]
+    out[..., -1, -1] = False
     return out
 
 
