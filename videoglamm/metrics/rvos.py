@@ -20,6 +20,7 @@ import numpy as np
 from videoglamm.errors import ShapeMismatchError
 from videoglamm.metrics.boundary import (
     DiskNeighbourhood,
+    boundary_hits,
     boundary_radius,
     disk_half_widths,
     label_boundaries,
@@ -279,8 +280,7 @@ def _binary_frame(
     gy, gx = np.divmod(np.flatnonzero(seg2bmap(gt)), width)
     py, px = np.divmod(np.flatnonzero(seg2bmap(pred)), width)
     if gy.size and py.size:
-        pred_hits = int(DiskNeighbourhood(gy, gx, half_widths).contains(py, px).sum())
-        gt_hits = int(DiskNeighbourhood(py, px, half_widths).contains(gy, gx).sum())
+        pred_hits, gt_hits = boundary_hits(gy, gx, py, px, half_widths)
     else:
         pred_hits = gt_hits = 0
     f = float(f_from_counts(py.size, gy.size, pred_hits, gt_hits))
