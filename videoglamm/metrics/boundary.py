@@ -260,16 +260,16 @@ def boundary_hits(
     crosses a window row.
 
     Args:
-        gy, gx: GT boundary pixels (non-empty), in row-major order.
-        py, px: predicted boundary pixels (non-empty), in row-major order.
+        gy, gx: GT boundary pixels (non-empty, each once, any order).
+        py, px: predicted boundary pixels (non-empty, each once, any order).
         half_widths: output of `disk_half_widths`.
 
     Returns:
         (prediction pixels near the GT boundary, GT pixels near the predicted boundary).
     """
     reach = (len(half_widths) - 1) // 2
-    g_y0, g_y1, g_x0, g_x1 = int(gy[0]), int(gy[-1]), int(gx.min()), int(gx.max())
-    p_y0, p_y1, p_x0, p_x1 = int(py[0]), int(py[-1]), int(px.min()), int(px.max())
+    g_y0, g_y1, g_x0, g_x1 = int(gy.min()), int(gy.max()), int(gx.min()), int(gx.max())
+    p_y0, p_y1, p_x0, p_x1 = int(py.min()), int(py.max()), int(px.min()), int(px.max())
     y0, x0 = min(g_y0, p_y0) - reach, min(g_x0, p_x0) - reach
     height = max(g_y1, p_y1) + reach + 1 - y0
     width = max(g_x1, p_x1) + reach + 1 - x0

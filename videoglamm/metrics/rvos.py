@@ -187,8 +187,7 @@ def frame_scores(
     gt_hits = np.zeros((n_pred + 1, n_gt + 1), dtype=np.int64)
     if diagonal:
         for k in np.flatnonzero(gt_b.counts * pred_b.counts):
-            pred_hits[k, k] = DiskNeighbourhood(*gt_b.of(k), half_widths).contains(*pred_b.of(k)).sum()
-            gt_hits[k, k] = DiskNeighbourhood(*pred_b.of(k), half_widths).contains(*gt_b.of(k)).sum()
+            pred_hits[k, k], gt_hits[k, k] = boundary_hits(*gt_b.of(k), *pred_b.of(k), half_widths)
     else:
         # One neighbourhood per mask, queried with every boundary pixel of the other side at once.
         if pred_b.ys.size:
