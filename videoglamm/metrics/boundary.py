@@ -80,6 +80,8 @@ def seg2bmap(mask: np.ndarray) -> np.ndarray:
     if seg.dtype != bool:
         seg = seg.astype(bool)
     out = np.empty(seg.shape, dtype=bool)
+    if seg.shape[-1] == 0 or seg.shape[-2] == 0:
+        return out
     # Only neighbours inside the image count: this reproduces the last-row / last-column rule.
     east = seg[..., :, :-1] ^ seg[..., :, 1:]
     south = seg[..., :-1, :] ^ seg[..., 1:, :]
@@ -257,7 +259,8 @@ def boundary_hits(
     difference of row prefix sums over a segment of at most 2R + 1 cells is then
     2**s * (#prediction pixels) + (#GT pixels) of that segment, and the two counts never mix. Every
     query is a boundary pixel inside the window, at least R from its edges, so no segment looked up
-    crosses a window row.
+    crosses a window row. (On huge windows the int32 prefix sums may wrap around; differences of
+    them are still exact, being true sums below 2**31 taken modulo 2**32.)
 
     Args:
         gy, gx: GT boundary pixels (non-empty, each once, any order).
