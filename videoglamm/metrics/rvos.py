@@ -245,14 +245,14 @@ def binary_scores(
     js, fs = np.empty(n), np.empty(n)
     inter, area_p, area_g = (np.zeros(n, np.int64) for _ in range(3))
     gt3 = gt3 if gt3.dtype == bool else gt3 != 0
-    pred3 = pred3 if pred3.dtype == bool else pred3 != 0
     if void3 is not None:
         keep = ~void3.astype(bool)
-        gt3, pred3 = gt3 & keep, pred3 & keep
+        gt3, pred3 = gt3 & keep, (pred3 != 0) & keep
     height, width = gt3.shape[1:]
     half_widths = _half_widths(boundary_radius(height, width, bound_th=bound_th))
-    # Occupied rows / columns of every frame in two passes over the stack, not two per frame.
-    occupied = gt3 | pred3
+    # Occupied rows / columns of every frame in two passes over the stack, not two per frame. A
+    # non-bool prediction is made bool per frame window below, not over whole frames here.
+    occupied = np.logical_or(gt3, pred3)
     rows_any, cols_any = occupied.any(axis=2), occupied.any(axis=1)
     for t in range(n):
         rows, cols = np.flatnonzero(rows_any[t]), np.flatnonzero(cols_any[t])
@@ -261,7 +261,8 @@ def binary_scores(
             continue
         window = (slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
                   slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)))
-        scores = _binary_frame(gt3[t][window], pred3[t][window], half_widths)
+        p = pred3[t][window]
+        scores = _binary_frame(gt3[t][window], p if p.dtype == bool else p != 0, half_widths)
         js[t], fs[t], inter[t], area_p[t], area_g[t] = scores
     return js, fs, inter, area_p, area_g
 
