@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,6 +29,7 @@ __all__ = [
     "LabelBoundaries",
     "label_boundaries",
     "DiskNeighbourhood",
+    "boundary_hits",
 ]
 
 
@@ -72,14 +74,25 @@ def seg2bmap(mask: np.ndarray) -> np.ndarray:
         mask: (..., H, W) array; any non-zero value is foreground.
 
     Returns:
-        bool array of the same shape.
+        bool array of the same shape (C-contiguous).
     """
-    seg = np.asarray(mask).astype(bool)
-    out = np.zeros_like(seg)
+    seg = np.asarray(mask)
+    if seg.dtype != bool:
+        seg = seg.astype(bool)
+    out = np.empty(seg.shape, dtype=bool)
+    if seg.shape[-1] == 0 or seg.shape[-2] == 0:
+        return out
     # Only neighbours inside the image count: this reproduces the last-row / last-column rule.
-    out[..., :, :-1] |= seg[..., :, :-1] != seg[..., :, 1:]
-    out[..., :-1, :] |= seg[..., :-1, :] != seg[..., 1:, :]
-    out[..., :-1, :-1] |= seg[..., :-1, :-1] != seg[..., 1:, 1:]
+    east = seg[..., :, :-1] ^ seg[..., :, 1:]
+    south = seg[..., :-1, :] ^ seg[..., 1:, :]
+    # Where a pixel equals its south neighbour, differing from the south-east one is the same as the
+    # south neighbour differing from its east one: SE needs no comparison of its own.
+    inner = out[..., :-1, :-1]
+    np.logical_or(east[..., :-1, :], east[..., 1:, :], out=inner)
+    inner |= south[..., :, :-1]
+    out[..., -1, :-1] = east[..., -1, :]
+    out[..., :-1, -1] = south[..., :, -1]
+    out[..., -1, -1] = False
     return out
 
 
@@ -224,3 +237,80 @@ class DiskNeighbourhood:
         hit = np.take(self.prefix, rows + self._hi) > np.take(self.prefix, rows - self._lo)
         out[sel] = hit.any(axis=0)
         return out
+
+
+@lru_cache(maxsize=16)
+def _disk_rows(half_widths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Disk rows (dy, half width) ordered by |dy|: most queries hit near the centre and stop early."""
+    reach = (len(half_widths) - 1) // 2
+    dys = np.arange(len(half_widths), dtype=np.int64) - reach
+    order = np.argsort(np.abs(dys), kind="stable")
+    return dys[order], np.asarray(half_widths, dtype=np.int64)[order]
+
+
+def boundary_hits(
+    gy: np.ndarray, gx: np.ndarray, py: np.ndarray, px: np.ndarray, half_widths: np.ndarray
+) -> tuple[int, int]:
+    """Matched boundary pixels of one frame in both directions, from one prefix-sum grid.
+
+    Equal to `DiskNeighbourhood(g).contains(p).sum()` and `DiskNeighbourhood(p).contains(g).sum()`
+    with half the grid work: both boundaries are drawn in one window (the bounding box of both, plus
+    the disk reach R) as cell values 1 (GT) and 2**s (prediction), s such that 2**s > 2R + 1. A
+    difference of row prefix sums over a segment of at most 2R + 1 cells is then
+    2**s * (#prediction pixels) + (#GT pixels) of that segment, and the two counts never mix. Every
+    query is a boundary pixel inside the window, at least R from its edges, so no segment looked up
+    crosses a window row. (On huge windows the int32 prefix sums may wrap around; differences of
+    them are still exact, being true sums below 2**31 taken modulo 2**32.)
+
+    Args:
+        gy, gx: GT boundary pixels (non-empty, each once, any order).
+        py, px: predicted boundary pixels (non-empty, each once, any order).
+        half_widths: output of `disk_half_widths`.
+
+    Returns:
+        (prediction pixels near the GT boundary, GT pixels near the predicted boundary).
+    """
+    reach = (len(half_widths) - 1) // 2
+    g_y0, g_y1, g_x0, g_x1 = int(gy.min()), int(gy.max()), int(gx.min()), int(gx.max())
+    p_y0, p_y1, p_x0, p_x1 = int(py.min()), int(py.max()), int(px.min()), int(px.max())
+    y0, x0 = min(g_y0, p_y0) - reach, min(g_x0, p_x0) - reach
+    height = max(g_y1, p_y1) + reach + 1 - y0
+    width = max(g_x1, p_x1) + reach + 1 - x0
+    shift = int(2 * reach + 1).bit_length()
+    dtype = np.int32 if 2 * shift <= 30 else np.int64
+    g_cell = (gy - y0) * width + (gx - x0)
+    p_cell = (py - y0) * width + (px - x0)
+    grid = np.zeros(height * width, dtype=dtype)
+    grid[g_cell] = 1
+    grid[p_cell] += 1 << shift
+    # prefix[k] = sum of the first k cells; a segment sum is a difference of two entries.
+    prefix = np.zeros(grid.size + 1, dtype=dtype)
+    np.cumsum(grid, out=prefix[1:])
+    # A query farther than R from the other side's box cannot hit: it is not looked up.
+    p_near = (py >= g_y0 - reach) & (py <= g_y1 + reach) & (px >= g_x0 - reach) & (px <= g_x1 + reach)
+    g_near = (gy >= p_y0 - reach) & (gy <= p_y1 + reach) & (gx >= p_x0 - reach) & (gx <= p_x1 + reach)
+    p_base, g_base = p_cell[p_near], g_cell[g_near]
+    base = np.concatenate([p_base, g_base])
+    # Prediction pixels read the GT field (low bits), GT pixels the prediction field (high bits).
+    field = np.full(base.size, -(1 << shift), dtype=dtype)
+    field[: p_base.size] = (1 << shift) - 1
+    is_pred = np.zeros(base.size, dtype=bool)
+    is_pred[: p_base.size] = True
+    dys, half = _disk_rows(tuple(int(h) for h in half_widths))
+    hi_off = (dys * width + half + 1)[:, None]
+    lo_off = (dys * width - half)[:, None]
+    pred_hits = gt_hits = 0
+    for g_lo, g_hi in ((0, 1), (1, len(dys))):
+        if base.size == 0:
+            break
+        # One gather per disk row for all remaining queries: (rows, M) index arrays.
+        seg = np.take(prefix, base + hi_off[g_lo:g_hi]) - np.take(prefix, base + lo_off[g_lo:g_hi])
+        found = ((seg & field) != 0).any(axis=0)
+        n_found = int(np.count_nonzero(found))
+        n_pred_found = int(np.count_nonzero(found & is_pred))
+        pred_hits += n_pred_found
+        gt_hits += n_found - n_pred_found
+        if g_hi < len(dys):
+            missed = ~found
+            base, field, is_pred = base[missed], field[missed], is_pred[missed]
+    return pred_hits, gt_hits

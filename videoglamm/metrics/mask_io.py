@@ -47,11 +47,19 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
         FileNotFoundError: if the file does not exist.
         InputError: for colour images, whose ids are ambiguous.
     """
+    arr = _png_pixels(path)
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def _png_pixels(path: str | os.PathLike) -> np.ndarray:
+    """`read_mask_png` without its final copy: the array may be a read-only view of Pillow's bytes."""
     from PIL import Image
 
     with Image.open(path) as img:
         if img.mode in ("P", "L"):
-            return np.array(img, dtype=np.uint8)
+            # load() + asarray: one copy (Pillow's tobytes) instead of two for np.array(img, dtype).
+            img.load()
+            return np.asarray(img)
         if img.mode == "1":
             return np.array(img, dtype=np.uint8)
         if img.mode.startswith("I;16"):
@@ -87,7 +95,7 @@ def read_frames(
     present = [p for p, ok in zip(paths, exists) if ok]
     # Plain loop: callers already overlap reading with scoring (a prefetch thread or worker
     # processes); a thread pool here only added GIL hand-offs.
-    arrays = [read_mask_png(p) for p in present]
+    arrays = [_png_pixels(p) for p in present]
     if shape is None:
         if not arrays:
             raise InputError(f"no mask files found among {len(paths)} expected, e.g. {paths[0]}")

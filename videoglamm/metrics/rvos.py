@@ -20,6 +20,7 @@ import numpy as np
 from videoglamm.errors import ShapeMismatchError
 from videoglamm.metrics.boundary import (
     DiskNeighbourhood,
+    boundary_hits,
     boundary_radius,
     disk_half_widths,
     label_boundaries,
@@ -186,8 +187,7 @@ def frame_scores(
     gt_hits = np.zeros((n_pred + 1, n_gt + 1), dtype=np.int64)
     if diagonal:
         for k in np.flatnonzero(gt_b.counts * pred_b.counts):
-            pred_hits[k, k] = DiskNeighbourhood(*gt_b.of(k), half_widths).contains(*pred_b.of(k)).sum()
-            gt_hits[k, k] = DiskNeighbourhood(*pred_b.of(k), half_widths).contains(*gt_b.of(k)).sum()
+            pred_hits[k, k], gt_hits[k, k] = boundary_hits(*gt_b.of(k), *pred_b.of(k), half_widths)
     else:
         # One neighbourhood per mask, queried with every boundary pixel of the other side at once.
         if pred_b.ys.size:
@@ -245,14 +245,14 @@ def binary_scores(
     js, fs = np.empty(n), np.empty(n)
     inter, area_p, area_g = (np.zeros(n, np.int64) for _ in range(3))
     gt3 = gt3 if gt3.dtype == bool else gt3 != 0
-    pred3 = pred3 if pred3.dtype == bool else pred3 != 0
     if void3 is not None:
         keep = ~void3.astype(bool)
-        gt3, pred3 = gt3 & keep, pred3 & keep
+        gt3, pred3 = gt3 & keep, (pred3 != 0) & keep
     height, width = gt3.shape[1:]
     half_widths = _half_widths(boundary_radius(height, width, bound_th=bound_th))
-    # Occupied rows / columns of every frame in two passes over the stack, not two per frame.
-    occupied = gt3 | pred3
+    # Occupied rows / columns of every frame in two passes over the stack, not two per frame. A
+    # non-bool prediction is made bool per frame window below, not over whole frames here.
+    occupied = np.logical_or(gt3, pred3)
     rows_any, cols_any = occupied.any(axis=2), occupied.any(axis=1)
     for t in range(n):
         rows, cols = np.flatnonzero(rows_any[t]), np.flatnonzero(cols_any[t])
@@ -261,7 +261,8 @@ def binary_scores(
             continue
         window = (slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
                   slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)))
-        scores = _binary_frame(gt3[t][window], pred3[t][window], half_widths)
+        p = pred3[t][window]
+        scores = _binary_frame(gt3[t][window], p if p.dtype == bool else p != 0, half_widths)
         js[t], fs[t], inter[t], area_p[t], area_g[t] = scores
     return js, fs, inter, area_p, area_g
 
@@ -279,8 +280,7 @@ def _binary_frame(
     gy, gx = np.divmod(np.flatnonzero(seg2bmap(gt)), width)
     py, px = np.divmod(np.flatnonzero(seg2bmap(pred)), width)
     if gy.size and py.size:
-        pred_hits = int(DiskNeighbourhood(gy, gx, half_widths).contains(py, px).sum())
-        gt_hits = int(DiskNeighbourhood(py, px, half_widths).contains(gy, gx).sum())
+        pred_hits, gt_hits = boundary_hits(gy, gx, py, px, half_widths)
     else:
         pred_hits = gt_hits = 0
     f = float(f_from_counts(py.size, gy.size, pred_hits, gt_hits))
