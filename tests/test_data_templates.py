@@ -52,6 +52,8 @@ def test_seg_answer_phrase_style_restates_the_expression_gcg_style():
         assert seg_answer(random.Random(s)) in SEG_ANSWERS  # plain stays the default
         answer = seg_answer(random.Random(s), " the red circle. ", "phrase")
         assert "<p> the red circle </p> [SEG]" in answer and answer.count(SEG_TOKEN) == 1
+        inline = seg_answer(random.Random(s), "the red circle", "inline")
+        assert inline.endswith("the red circle[SEG].")  # last word right before [SEG] (before_seg)
     with pytest.raises(ValueError):
         seg_answer(random.Random(0), None, "phrase")
     with pytest.raises(ValueError):

@@ -40,7 +40,14 @@ SEG_PHRASE_ANSWERS = (
     "It is <p> {phrase} </p> [SEG].",
     "<p> {phrase} </p> [SEG].",
 )
-ANSWER_STYLES = ("plain", "phrase")
+# "inline": the expression directly before `[SEG]` with no tag between ("It is the red circle[SEG]."),
+# so the token before `[SEG]` (`seg_projector.hidden_source: before_seg`) is the expression's last word.
+SEG_INLINE_ANSWERS = (
+    "Sure, it is {phrase}[SEG].",
+    "It is {phrase}[SEG].",
+    "{phrase}[SEG].",
+)
+ANSWER_STYLES = ("plain", "phrase", "inline")
 GCG_QUESTIONS = (
     "Could you please give me a detailed description of the video? Please respond with interleaved "
     "segmentation masks for the corresponding parts of the answer.",
@@ -94,14 +101,15 @@ def seg_answer(rng: random.Random, phrase: str | None = None, style: str = "plai
         rng: the reader's per-sample generator.
         phrase: the referring expression; required for `style="phrase"`.
         style: "plain" (official VideoGLaMM answers, e.g. "Sure, [SEG].") or "phrase"
-            ("Sure, <p> the red circle </p> [SEG].").
+            ("Sure, <p> the red circle </p> [SEG].") or "inline" ("It is the red circle[SEG].").
     """
     check_answer_style(style)
     if style == "plain":
         return rng.choice(SEG_ANSWERS)
     if phrase is None:
-        raise ValueError('answer_style "phrase" needs the referring expression')
-    return rng.choice(SEG_PHRASE_ANSWERS).format(phrase=clean_phrase(phrase))
+        raise ValueError(f'answer_style "{style}" needs the referring expression')
+    templates = SEG_PHRASE_ANSWERS if style == "phrase" else SEG_INLINE_ANSWERS
+    return rng.choice(templates).format(phrase=clean_phrase(phrase))
 
 
 def check_answer_style(style: str) -> str:

@@ -155,7 +155,8 @@ class RefVOSReader(_ReferringReader):
         dataset_name: "ref_ytvos", "ref_davis17", ... (used in `Sample.source`).
         answer_style: "plain" (official answers, "Sure, [SEG].") or "phrase" (the answer restates the
             expression GCG-style, "Sure, <p> the red circle </p> [SEG].", so the `[SEG]` hidden state
-            follows the phrase; used by the from-scratch tiny demo model).
+            follows the phrase) or "inline" ("It is the red circle[SEG].": the expression's last word is
+            the token before `[SEG]`, for `hidden_source: before_seg`); see `templates.seg_answer`.
         max_bad_fraction, seed: see `ReaderBase`.
 
     Raises:
