@@ -117,6 +117,19 @@ def test_ref_ytvos_reader_sorts_frames_and_builds_masks(tmp_path):
     assert sample.meta["exp_id"] == "1" and sample.source == "ref_ytvos/vid_a/1"
 
 
+def test_referring_readers_answer_style_restates_the_expression(tmp_path):
+    root = write_ref_ytvos(tmp_path / "ytvos")
+    plain = RefVOSReader.from_root(root, split="train", num_frames=3)[1]
+    assert "<p>" not in plain.answer  # default: the official constant answers
+    phrased = RefVOSReader.from_root(root, split="train", num_frames=3, answer_style="phrase")[1]
+    assert "<p> the late strip </p> [SEG]" in phrased.answer and phrased.num_seg == 1
+    assert torch.equal(phrased.masks, plain.masks)
+    mevis = MeViSReader(write_mevis(tmp_path / "mevis"), num_frames=None, answer_style="phrase")[0]
+    assert f"<p> {mevis.meta['exp']} </p> [SEG]" in mevis.answer
+    with pytest.raises(ValueError, match="answer_style"):
+        RefVOSReader.from_root(root, split="train", answer_style="verbose")
+
+
 def test_mevis_reader_unions_objects_under_one_seg(tmp_path):
     sample = MeViSReader(write_mevis(tmp_path), num_frames=None)[0]
     assert sample.masks.shape == (1, 6, H, W)

@@ -15,6 +15,7 @@ from videoglamm.data.templates import (
     IMAGE_SEG_QUESTIONS,
     RVOS_QUESTIONS,
     SEG_ANSWERS,
+    SEG_PHRASE_ANSWERS,
     VG_ANSWERS,
     VG_QUESTIONS,
     anet_caption_to_answer,
@@ -43,6 +44,20 @@ def test_template_choice_is_seeded():
     assert draws == [(rvos_question(random.Random(s), "x"), seg_answer(random.Random(s))) for s in range(30)]
     assert len(set(draws)) > 1
     assert vg_answer(random.Random(1), 2, 5).endswith("frames:(2,5).")
+
+
+def test_seg_answer_phrase_style_restates_the_expression_gcg_style():
+    assert all(a.count(SEG_TOKEN) == 1 and "<p> {phrase} </p> [SEG]" in a for a in SEG_PHRASE_ANSWERS)
+    for s in range(10):
+        assert seg_answer(random.Random(s)) in SEG_ANSWERS  # plain stays the default
+        answer = seg_answer(random.Random(s), " the red circle. ", "phrase")
+        assert "<p> the red circle </p> [SEG]" in answer and answer.count(SEG_TOKEN) == 1
+        inline = seg_answer(random.Random(s), "the red circle", "inline")
+        assert inline.endswith("the red circle[SEG].")  # last word right before [SEG] (before_seg)
+    with pytest.raises(ValueError):
+        seg_answer(random.Random(0), None, "phrase")
+    with pytest.raises(ValueError):
+        seg_answer(random.Random(0), "x", "fancy")
 
 
 def test_phrase_caption_to_answer():

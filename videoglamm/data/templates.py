@@ -31,6 +31,23 @@ SEG_ANSWERS = (
     "Sure, the segmentation result is [SEG].",
     "[SEG].",
 )
+# Referring answers that restate the expression GCG-style (`answer_style="phrase"`). With the plain
+# answers above the LM never needs the expression at the `[SEG]` position, so a model trained from
+# scratch can learn one question-independent `[SEG]` embedding; copying the phrase into the answer puts
+# it right before `[SEG]` and gives `result.phrases` a legend.
+SEG_PHRASE_ANSWERS = (
+    "Sure, <p> {phrase} </p> [SEG].",
+    "It is <p> {phrase} </p> [SEG].",
+    "<p> {phrase} </p> [SEG].",
+)
+# "inline": the expression directly before `[SEG]` with no tag between ("It is the red circle[SEG]."),
+# so the token before `[SEG]` (`seg_projector.hidden_source: before_seg`) is the expression's last word.
+SEG_INLINE_ANSWERS = (
+    "Sure, it is {phrase}[SEG].",
+    "It is {phrase}[SEG].",
+    "{phrase}[SEG].",
+)
+ANSWER_STYLES = ("plain", "phrase", "inline")
 GCG_QUESTIONS = (
     "Could you please give me a detailed description of the video? Please respond with interleaved "
     "segmentation masks for the corresponding parts of the answer.",
@@ -77,8 +94,29 @@ def image_seg_question(rng: random.Random, phrase: str) -> str:
     return rng.choice(IMAGE_SEG_QUESTIONS).format(phrase=clean_phrase(phrase))
 
 
-def seg_answer(rng: random.Random) -> str:
-    return rng.choice(SEG_ANSWERS)
+def seg_answer(rng: random.Random, phrase: str | None = None, style: str = "plain") -> str:
+    """One referring answer with a single `[SEG]`.
+
+    Args:
+        rng: the reader's per-sample generator.
+        phrase: the referring expression; required for `style="phrase"`.
+        style: "plain" (official VideoGLaMM answers, e.g. "Sure, [SEG].") or "phrase"
+            ("Sure, <p> the red circle </p> [SEG].") or "inline" ("It is the red circle[SEG].").
+    """
+    check_answer_style(style)
+    if style == "plain":
+        return rng.choice(SEG_ANSWERS)
+    if phrase is None:
+        raise ValueError(f'answer_style "{style}" needs the referring expression')
+    templates = SEG_PHRASE_ANSWERS if style == "phrase" else SEG_INLINE_ANSWERS
+    return rng.choice(templates).format(phrase=clean_phrase(phrase))
+
+
+def check_answer_style(style: str) -> str:
+    """Return `style` if it is one of `ANSWER_STYLES`, else raise ValueError (fail at construction)."""
+    if style not in ANSWER_STYLES:
+        raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {style!r}")
+    return style
 
 
 def gcg_question(rng: random.Random) -> str:

@@ -32,7 +32,7 @@ from videoglamm.data.io import load_rgb, read_json
 from videoglamm.data.readers.masks import MaskSource, PaletteMasks, RLEMasks, require_present
 from videoglamm.data.sampling import uniform_indices
 from videoglamm.data.schema import Sample
-from videoglamm.data.templates import rvos_question, seg_answer
+from videoglamm.data.templates import check_answer_style, rvos_question, seg_answer
 from videoglamm.errors import DatasetError
 
 
@@ -120,6 +120,7 @@ class _ReferringReader(ReaderBase):
     frames_root: Path
     mask_source: MaskSource
     num_frames: int | None
+    answer_style: str = "plain"
 
     def _record_key(self, record: Expression) -> str:
         return f"{self.frames_root / record.video} expression {record.exp_id}"
@@ -135,7 +136,8 @@ class _ReferringReader(ReaderBase):
         if record.kind is not None:
             meta["kind"] = record.kind
         return Sample(
-            frames=frames, prompt=rvos_question(rng, record.text), answer=seg_answer(rng),
+            frames=frames, prompt=rvos_question(rng, record.text),
+            answer=seg_answer(rng, record.text, self.answer_style),
             masks=torch.from_numpy(masks), task="rvos",
             source=f"{self.dataset_name}/{record.video}/{record.exp_id}",
             frame_indices=indices, meta=meta,
@@ -151,6 +153,10 @@ class RefVOSReader(_ReferringReader):
         masks_root: folder holding `<video>/<frame>.png`.
         num_frames: frames per sample, uniform over the video (None: all).
         dataset_name: "ref_ytvos", "ref_davis17", ... (used in `Sample.source`).
+        answer_style: "plain" (official answers, "Sure, [SEG].") or "phrase" (the answer restates the
+            expression GCG-style, "Sure, <p> the red circle </p> [SEG].", so the `[SEG]` hidden state
+            follows the phrase) or "inline" ("It is the red circle[SEG].": the expression's last word is
+            the token before `[SEG]`, for `hidden_source: before_seg`); see `templates.seg_answer`.
         max_bad_fraction, seed: see `ReaderBase`.
 
     Raises:
@@ -158,8 +164,10 @@ class RefVOSReader(_ReferringReader):
     """
 
     def __init__(self, meta_path: Path, frames_root: Path, masks_root: Path, *, num_frames: int | None = 8,
-                 dataset_name: str = "ref_ytvos", max_bad_fraction: float = 0.05, seed: int = 0) -> None:
+                 dataset_name: str = "ref_ytvos", answer_style: str = "plain", max_bad_fraction: float = 0.05,
+                 seed: int = 0) -> None:
         super().__init__(dataset_name, max_bad_fraction=max_bad_fraction, seed=seed)
+        self.answer_style = check_answer_style(answer_style)
         self.frames_root, self.num_frames = Path(frames_root), num_frames
         self.mask_source = PaletteMasks(Path(masks_root))
         self._records = _parse_meta(Path(meta_path), "obj_id", self)
@@ -184,12 +192,13 @@ class MeViSReader(_ReferringReader):
     Args:
         split_root: the split folder (e.g. `MeViS/train`) holding the layout above.
         num_frames: frames per sample, uniform over the video (None: all).
-        dataset_name, max_bad_fraction, seed: see `RefVOSReader`.
+        dataset_name, answer_style, max_bad_fraction, seed: see `RefVOSReader`.
     """
 
     def __init__(self, split_root: Path, *, num_frames: int | None = 8, dataset_name: str = "mevis",
-                 max_bad_fraction: float = 0.05, seed: int = 0) -> None:
+                 answer_style: str = "plain", max_bad_fraction: float = 0.05, seed: int = 0) -> None:
         super().__init__(dataset_name, max_bad_fraction=max_bad_fraction, seed=seed)
+        self.answer_style = check_answer_style(answer_style)
         split_root = Path(split_root)
         self.frames_root, self.num_frames = split_root / "JPEGImages", num_frames
         self.mask_source = RLEMasks(split_root / "mask_dict.json")
