@@ -113,6 +113,28 @@ def test_gradients_reach_only_trainable_parameters(tiny):
     tiny.eval()
 
 
+def test_object_score_loss_adds_bce_on_frame_presence(tiny):
+    torch.manual_seed(0)
+    tiny.eval()  # no dropout: both forwards see the same logits
+    text = tokenize(tiny.tokenizer, ["the red circle"], 32)
+    frames = torch.randint(0, 256, (4, 40, 52, 3), dtype=torch.uint8)
+    pixels, valid = pad_transform(frames, 64, tiny.config.mean, tiny.config.std)
+    targets = torch.zeros(1, 4, 40, 52)
+    targets[:, 1:3, 10:20, 10:30] = 1  # present on frames 1 and 2 only
+    loss_cfg = tiny.config.loss
+    assert loss_cfg.object_score_weight == 0.0  # the released recipe
+    with torch.no_grad():
+        base = tiny(pixels[None], text, valid, targets)
+        loss_cfg.object_score_weight = 2.0
+        try:
+            weighted = tiny(pixels[None], text, valid, targets)
+        finally:
+            loss_cfg.object_score_weight = 0.0
+    present = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(base.object_score_logits, present)
+    assert torch.allclose(weighted.loss, base.loss + 2.0 * bce)
+
+
 def test_config_validation():
     with pytest.raises(ConfigError):
         SAMWISEConfig.from_preset("samwise-tiny", adapter={"hsa_patch_sizes": (3, 2, 1)})

@@ -136,6 +136,10 @@ class SAMWISELossConfig:
     dice_weight: float = 1.0
     cme_weight: float = 1.0
     cme_class_weights: tuple[float, float] = (1.0, 2.0)  # class 1 = switch
+    # BCE on SAM2's object-score logits (target: the frame's ground truth is non-empty). 0 in the released
+    # recipe, whose pretrained SAM2 already scores text prompts as present; inference suppresses every
+    # mask whose score is <= 0, so a SAM2 whose score head never saw these prompts needs it.
+    object_score_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.cme_class_weights = tuple(self.cme_class_weights)  # type: ignore[assignment]

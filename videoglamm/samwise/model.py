@@ -252,6 +252,9 @@ class SAMWISE(nn.Module):
         dice = dice_loss(logits, targets)
         cme = cme_loss(cme_logits, cme_labels, loss_cfg.cme_class_weights)
         loss = loss_cfg.focal_weight * focal + loss_cfg.dice_weight * dice + loss_cfg.cme_weight * cme
+        if loss_cfg.object_score_weight > 0:
+            present = (targets.flatten(2).amax(-1) > 0).to(scores.dtype)  # (B, T)
+            loss = loss + loss_cfg.object_score_weight * nn.functional.binary_cross_entropy_with_logits(scores, present)
         return SAMWISEOutput(loss, focal, dice, cme, logits, scores, cme_logits, cme_labels)
 
     # -- inference and persistence (implemented in their own modules) ----------------------------------
