@@ -19,13 +19,20 @@ from pathlib import Path
 import numpy as np
 
 
-def evaluate(model_dir: Path, num_videos: int, seed: int, num_frames: int, size: tuple[int, int]) -> dict[str, tuple[float, float, int]]:
-    """Per kind (and "all"): (mean J, mean F, number of expressions)."""
+def evaluate(model_dir: Path, num_videos: int, seed: int, num_frames: int, size: tuple[int, int],
+             suppress_absent: bool | None = None) -> dict[str, tuple[float, float, int]]:
+    """Per kind (and "all"): (mean J, mean F, number of expressions).
+
+    `suppress_absent` overrides the model's `inference.suppress_absent` when not None (for models saved
+    before that field existed).
+    """
     from videoglamm.data.synthetic import generate_videos
     from videoglamm.metrics import jaccard_and_f
     from videoglamm.samwise.model import SAMWISE
 
     model = SAMWISE.from_pretrained(model_dir).eval()
+    if suppress_absent is not None:
+        model.config.inference.suppress_absent = suppress_absent
     scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for video in generate_videos(num_videos, seed, num_frames=num_frames, size=size):
         expressions = video.expressions
@@ -47,11 +54,14 @@ def main() -> None:
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--size", type=int, nargs=2, default=(48, 64))
     parser.add_argument("--out", type=Path, default=None, help="write {model: {kind: [J, F, n]}} as JSON here")
+    parser.add_argument("--no-suppress-absent", action="store_true",
+                        help="keep masks whose SAM2 object score is <= 0 (a SAM2 without a trained score head)")
     args = parser.parse_args()
     tables = {}
     print("| model | kind | J&F | J | F | expressions |\n|---|---|---|---|---|---|")
     for model_dir in args.models:
-        table = evaluate(model_dir, args.num_videos, args.seed, args.num_frames, tuple(args.size))
+        table = evaluate(model_dir, args.num_videos, args.seed, args.num_frames, tuple(args.size),
+                         False if args.no_suppress_absent else None)
         tables[str(model_dir)] = table
         for kind in ("appearance", "motion", "time", "all"):
             if kind in table:

@@ -135,6 +135,29 @@ def test_object_score_loss_adds_bce_on_frame_presence(tiny):
     assert torch.allclose(weighted.loss, base.loss + 2.0 * bce)
 
 
+def test_inference_suppress_absent_switch(tiny):
+    torch.manual_seed(0)
+    tiny.eval()
+    text = tokenize(tiny.tokenizer, ["the red circle"], 32)
+    frames = torch.randint(0, 256, (4, 40, 52, 3), dtype=torch.uint8)
+    pixels, valid = pad_transform(frames, 64, tiny.config.mean, tiny.config.std)
+    inference = tiny.config.inference
+    assert inference.suppress_absent  # the released behaviour
+    with torch.no_grad():
+        kept_cfg = SAMWISEConfig.from_preset("samwise-tiny", inference={"suppress_absent": False})
+        assert not kept_cfg.inference.suppress_absent
+        suppressed = tiny(pixels[None], text, valid)
+        inference.suppress_absent = False
+        try:
+            kept = tiny(pixels[None], text, valid)
+        finally:
+            inference.suppress_absent = True
+    absent = suppressed.object_score_logits[0] <= 0  # (T,)
+    assert absent.any()  # random SAM2: some frames score <= 0
+    assert (suppressed.mask_logits[0][absent] < -100).all()
+    assert (kept.mask_logits[0][absent] > -100).any()  # the raw logits survive
+
+
 def test_config_validation():
     with pytest.raises(ConfigError):
         SAMWISEConfig.from_preset("samwise-tiny", adapter={"hsa_patch_sizes": (3, 2, 1)})

@@ -123,6 +123,9 @@ class CMEConfig:
 class InferenceConfig:
     clip_length: int = 8  # T: frames per clip (HSA and TVA see the clip jointly)
     mask_threshold: float = 0.0  # on logits; 0 = probability 0.5
+    # Empty the mask where SAM2's object score is <= 0 (the released behaviour). False for a SAM2 whose
+    # object-score head was never trained (e.g. the shipped tiny synthetic one): its score is noise near 0.
+    suppress_absent: bool = True
 
     def __post_init__(self) -> None:
         _check(self.clip_length >= 1, f"inference.clip_length must be >= 1, got {self.clip_length}")
