@@ -113,6 +113,51 @@ def test_gradients_reach_only_trainable_parameters(tiny):
     tiny.eval()
 
 
+def test_object_score_loss_adds_bce_on_frame_presence(tiny):
+    torch.manual_seed(0)
+    tiny.eval()  # no dropout: both forwards see the same logits
+    text = tokenize(tiny.tokenizer, ["the red circle"], 32)
+    frames = torch.randint(0, 256, (4, 40, 52, 3), dtype=torch.uint8)
+    pixels, valid = pad_transform(frames, 64, tiny.config.mean, tiny.config.std)
+    targets = torch.zeros(1, 4, 40, 52)
+    targets[:, 1:3, 10:20, 10:30] = 1  # present on frames 1 and 2 only
+    loss_cfg = tiny.config.loss
+    assert loss_cfg.object_score_weight == 0.0  # the released recipe
+    with torch.no_grad():
+        base = tiny(pixels[None], text, valid, targets)
+        loss_cfg.object_score_weight = 2.0
+        try:
+            weighted = tiny(pixels[None], text, valid, targets)
+        finally:
+            loss_cfg.object_score_weight = 0.0
+    present = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(base.object_score_logits, present)
+    assert torch.allclose(weighted.loss, base.loss + 2.0 * bce)
+
+
+def test_inference_suppress_absent_switch(tiny):
+    torch.manual_seed(0)
+    tiny.eval()
+    text = tokenize(tiny.tokenizer, ["the red circle"], 32)
+    frames = torch.randint(0, 256, (4, 40, 52, 3), dtype=torch.uint8)
+    pixels, valid = pad_transform(frames, 64, tiny.config.mean, tiny.config.std)
+    inference = tiny.config.inference
+    assert inference.suppress_absent  # the released behaviour
+    with torch.no_grad():
+        kept_cfg = SAMWISEConfig.from_preset("samwise-tiny", inference={"suppress_absent": False})
+        assert not kept_cfg.inference.suppress_absent
+        suppressed = tiny(pixels[None], text, valid)
+        inference.suppress_absent = False
+        try:
+            kept = tiny(pixels[None], text, valid)
+        finally:
+            inference.suppress_absent = True
+    absent = suppressed.object_score_logits[0] <= 0  # (T,)
+    assert absent.any()  # random SAM2: some frames score <= 0
+    assert (suppressed.mask_logits[0][absent] < -100).all()
+    assert (kept.mask_logits[0][absent] > -100).any()  # the raw logits survive
+
+
 def test_config_validation():
     with pytest.raises(ConfigError):
         SAMWISEConfig.from_preset("samwise-tiny", adapter={"hsa_patch_sizes": (3, 2, 1)})

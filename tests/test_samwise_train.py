@@ -41,13 +41,17 @@ def test_yaml_builds_and_trains_then_resumes(tmp_path):
     assert changed and all(k.startswith(("prompt_projection.", "conditional_memory_encoder.")) for k in changed)
 
 
-def test_eval_metrics():
+def test_yaml_inits_sam2_from_the_shipped_videoglamm():
+    cfg = yaml.safe_load(CONFIG.read_text())
+    assert cfg["model"]["sam2_init"] == "videoglamm-tiny-synthetic"
+    assert cfg["model"]["overrides"]["sam2"]["image_size"] == 128  # the shipped SAM2's resolution
+
+
+def test_eval_scores_a_saved_model_by_kind(tmp_path):
     ev = _load(ROOT / "eval" / "eval_samwise_synthetic.py", "eval_samwise_synthetic")
-    a = torch.zeros(20, 20, dtype=torch.bool)
-    a[5:15, 5:15] = True
-    b = torch.zeros_like(a)
-    b[5:15, 10:20] = True
-    assert ev.region_j(a, a) == 1.0 and ev.region_j(a, b) == pytest.approx(50 / 150)
-    assert ev.region_j(torch.zeros_like(a), torch.zeros_like(a)) == 1.0
-    assert ev.boundary_f(a, a) == 1.0 and 0.0 < ev.boundary_f(a, b) < 1.0
-    assert ev.boundary_f(a, torch.zeros_like(a)) == 0.0
+    torch.manual_seed(0)
+    SAMWISE(SAMWISEConfig.from_preset("samwise-tiny")).save_pretrained(tmp_path / "m")
+    table = ev.evaluate(tmp_path / "m", 1, 1000, 4, (48, 64))
+    assert "all" in table and "appearance" in table
+    assert table["all"][2] == sum(n for k, (_, _, n) in table.items() if k != "all")
+    assert all(0.0 <= j <= 1.0 and 0.0 <= f <= 1.0 for j, f, _ in table.values())

@@ -6,6 +6,10 @@
 Each sample is one (video, expression) pair; the clip is the whole synthetic video. The accelerate state
 (model, optimizer, RNG) and the step count are saved to OUTPUT/checkpoint every `save_every` steps and
 restored on restart; the final model is written with `save_pretrained` to OUTPUT/model.
+
+`model.sam2_init` (optional) names trained SAM2 weights for the frozen SAM2 (a VideoGLaMM folder, the
+shipped "videoglamm-tiny-synthetic", or a SAM2 state-dict file; see `videoglamm.samwise.sam2_init`).
+A resumed run restores every weight from the checkpoint, so the init only matters for a fresh run.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from videoglamm.samwise.config import SAMWISEConfig
     from videoglamm.samwise.model import SAMWISE
+    from videoglamm.samwise.sam2_init import load_sam2_weights
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -72,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     if not use_adapters:  # the ablation trains what is left: the prompt MLP and the CME
         overrides.setdefault("adapter", {})["enabled"] = False
     model = SAMWISE(SAMWISEConfig.from_preset(cfg["model"]["preset"], **overrides))
+    if cfg["model"].get("sam2_init"):  # a SAM2 that already segments, as the released SAMWISE starts from
+        load_sam2_weights(model, cfg["model"]["sam2_init"])
+        accelerator.print(f"SAM2 initialised from {cfg['model']['sam2_init']} (frozen)")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
     model, optimizer = accelerator.prepare(model, optimizer)

@@ -123,6 +123,9 @@ class CMEConfig:
 class InferenceConfig:
     clip_length: int = 8  # T: frames per clip (HSA and TVA see the clip jointly)
     mask_threshold: float = 0.0  # on logits; 0 = probability 0.5
+    # Empty the mask where SAM2's object score is <= 0 (the released behaviour). False for a SAM2 whose
+    # object-score head was never trained (e.g. the shipped tiny synthetic one): its score is noise near 0.
+    suppress_absent: bool = True
 
     def __post_init__(self) -> None:
         _check(self.clip_length >= 1, f"inference.clip_length must be >= 1, got {self.clip_length}")
@@ -136,6 +139,10 @@ class SAMWISELossConfig:
     dice_weight: float = 1.0
     cme_weight: float = 1.0
     cme_class_weights: tuple[float, float] = (1.0, 2.0)  # class 1 = switch
+    # BCE on SAM2's object-score logits (target: the frame's ground truth is non-empty). 0 in the released
+    # recipe, whose pretrained SAM2 already scores text prompts as present; inference suppresses every
+    # mask whose score is <= 0, so a SAM2 whose score head never saw these prompts needs it.
+    object_score_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.cme_class_weights = tuple(self.cme_class_weights)  # type: ignore[assignment]

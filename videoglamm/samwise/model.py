@@ -172,14 +172,15 @@ class SAMWISE(nn.Module):
         """
         sam = self.sam2.model
         inference = not self.training
+        suppress = inference and self.config.inference.suppress_absent
         pix = condition_on_memory(sam, frame_idx, feats, state.memory)
-        out = decode_heads(sam, pix, feats.high_res, tokens, suppress_absent=inference)
+        out = decode_heads(sam, pix, feats.high_res, tokens, suppress_absent=suppress)
         memory_logits = out.high_res
         cme, window = self.conditional_memory_encoder, self.config.cme.decision_window
         eligible = (frame_idx - state.last_switch >= window - 1) & torch.tensor(frame_idx > window)
         if cme is not None and bool(eligible.any()):
             # The memoryless branch: this frame alone (+ no_mem_embed), the contextual prompt only.
-            free = decode_heads(sam, feats.image_embed, feats.high_res, tokens[:, :1], suppress_absent=inference)
+            free = decode_heads(sam, feats.image_embed, feats.high_res, tokens[:, :1], suppress_absent=suppress)
             logits = cme(out.obj_ptr, free.early_ptr)
             if inference:
                 switch = (logits.argmax(-1) == 1) & eligible.to(logits.device)
@@ -252,6 +253,9 @@ class SAMWISE(nn.Module):
         dice = dice_loss(logits, targets)
         cme = cme_loss(cme_logits, cme_labels, loss_cfg.cme_class_weights)
         loss = loss_cfg.focal_weight * focal + loss_cfg.dice_weight * dice + loss_cfg.cme_weight * cme
+        if loss_cfg.object_score_weight > 0:
+            present = (targets.flatten(2).amax(-1) > 0).to(scores.dtype)  # (B, T)
+            loss = loss + loss_cfg.object_score_weight * nn.functional.binary_cross_entropy_with_logits(scores, present)
         return SAMWISEOutput(loss, focal, dice, cme, logits, scores, cme_logits, cme_labels)
 
     # -- inference and persistence (implemented in their own modules) ----------------------------------
