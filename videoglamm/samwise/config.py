@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from videoglamm.config import _TINY_SAM2_OVERRIDES, IMAGENET_MEAN, IMAGENET_STD, SAM2Config, SectionedConfig
+from videoglamm.config import _TINY_SAM2_OVERRIDES, IMAGENET_MEAN, IMAGENET_STD, SAM2Config, SectionedConfig, _check
 from videoglamm.errors import ConfigError
 
 # SAMWISE instantiates SAM2 from the plain Hydra config (no video-predictor extras): the single-mask
@@ -20,11 +20,6 @@ SAMWISE_SAM2_OVERRIDES: tuple[str, ...] = (
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=false",
     "++model.binarize_mask_from_pts_for_mem_enc=false",
 )
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
 
 
 @dataclass
