@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from videoglamm.config import _TINY_SAM2_OVERRIDES, IMAGENET_MEAN, IMAGENET_STD, SAM2Config, SectionedConfig, _check
-from videoglamm.errors import ConfigError
 
 # SAMWISE instantiates SAM2 from the plain Hydra config (no video-predictor extras): the single-mask
 # output never falls back to a multimask output, and memories are encoded from soft mask logits.
