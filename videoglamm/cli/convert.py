@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _convert_samwise(src: str, dst: str, preset: str, tokenizer: str | None, dtype: "torch.dtype | None"):
+def _convert_samwise(src: str, dst: str, preset: str, tokenizer: str | None, dtype: torch.dtype | None):
     """The SAMWISE release is one file (~250 M tensors): read it whole, convert, check strictly, save."""
     from dataclasses import replace
     from pathlib import Path
