@@ -8,6 +8,7 @@ exceeds `max_bad_fraction`. Any other exception is a bug and propagates.
 
 from __future__ import annotations
 
+import abc
 import logging
 import random
 import warnings
@@ -71,7 +72,7 @@ class BadSampleLog:
             )
 
 
-class ReaderBase(Dataset):
+class ReaderBase(Dataset, abc.ABC):
     """Map-style dataset over a list of records; subclasses implement `_load(record, rng)`.
 
     Subclasses build `self._records` and report records that fail to parse with
@@ -108,8 +109,9 @@ class ReaderBase(Dataset):
     def _record_key(self, record: Any) -> str:
         return str(record)
 
+    @abc.abstractmethod
     def _load(self, record: Any, rng: random.Random) -> Sample:
-        raise NotImplementedError
+        """Build the sample of one index record (each reader defines it); raise to mark it bad."""
 
     def set_epoch(self, epoch: int) -> None:
         """Change the template draws for a new epoch (data loaders call this like a sampler's)."""
