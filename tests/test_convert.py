@@ -18,8 +18,8 @@ from videoglamm.convert.clip import convert_clip_hf
 from videoglamm.convert.parts import PARTS, part_shapes
 from videoglamm.errors import CheckpointError
 from videoglamm.modeling.videoglamm import VideoGLaMM
+from checkpoint_listing import listing
 
-KEYS = Path(__file__).parent / "data" / "checkpoint_keys"
 TINY_TOKENIZER = Path(__file__).parents[1] / "videoglamm" / "assets" / "tokenizers" / "videoglamm-tiny"
 RELEASE = "videoglamm_release.tsv"
 CLIP_HF = ("clip_vit_l14_336_hf.tsv", "clip_vit_l14_336_hf_clipmodel_extra.tsv")
@@ -28,16 +28,6 @@ CLIP_OC = ("clip_vit_l14_336_openclip.tsv", "clip_vit_l14_336_openclip_text.tsv"
 RELEASE_CONFIG = {"vocab_size": 32012, "seg_token_idx": 32011}
 B_PLUS = "configs/sam2/sam2_hiera_b+.yaml"
 LLM_PREFIXES = ("model.layers.", "model.embed_tokens.", "model.norm.", "lm_head.")  # Phi-3 names
-
-
-def listing(*names: str) -> dict[str, torch.Tensor]:
-    """Meta tensors with exactly the names, shapes and dtypes of the given listings."""
-    out: dict[str, torch.Tensor] = {}
-    for name in names:
-        for line in (KEYS / name).read_text().splitlines():
-            key, shape, dtype = line.split("\t")
-            out[key] = torch.empty(json.loads(shape), dtype=getattr(torch, dtype or "float32"), device="meta")
-    return out
 
 
 @pytest.fixture(scope="module")

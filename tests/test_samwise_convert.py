@@ -5,22 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from checkpoint_listing import listing
 from videoglamm.convert.samwise import DROP, convert_samwise, to_official_samwise
 from videoglamm.errors import CheckpointError
 from videoglamm.samwise.config import SAMWISEConfig
 from videoglamm.samwise.model import SAMWISE
 
 KEYS = Path(__file__).parent / "data" / "checkpoint_keys"
-DTYPES = {"float32": torch.float32, "int64": torch.int64}
-
-
-def _listing(name):
-    out = {}
-    for line in (KEYS / name).read_text().splitlines():
-        key, shape, dtype = line.split("\t")
-        dims = [int(d) for d in shape.strip("[]").split(",") if d.strip()]
-        out[key] = torch.empty(dims, dtype=DTYPES[dtype], device="meta")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +21,7 @@ def base_meta():
 
 
 def test_release_listing_loads_strictly_into_base(base_meta):
-    official = _listing("samwise_release.tsv")
+    official = listing("samwise_release.tsv")
     state, report = convert_samwise({"model": {f"module.{k}": v for k, v in official.items()}}, base_meta)
     assert set(report.dropped) == {k for k in official if k.startswith(("text_encoder.model.encoder.lm_head.",
                                                                          "text_encoder._float_tensor",
@@ -47,7 +38,7 @@ def test_release_listing_loads_strictly_into_base(base_meta):
 
 
 def test_profiling_keys_are_dropped_and_strangers_fail(base_meta):
-    official = _listing("samwise_release.tsv")
+    official = listing("samwise_release.tsv")
     official["cmt_adapters.0.total_params"] = torch.empty(1, device="meta")
     _, report = convert_samwise(official, base_meta)
     assert report.dropped["cmt_adapters.0.total_params"] == DROP[r".*\.(total_params|total_ops)"]
@@ -61,7 +52,7 @@ def test_profiling_keys_are_dropped_and_strangers_fail(base_meta):
 @pytest.mark.slow  # builds a second full-size model on meta
 def test_pretrain_listing_reports_exactly_the_missing_hsa_and_object_score_keys(base_meta):
     with pytest.raises(CheckpointError) as err:
-        convert_samwise(_listing("samwise_pretrain_release.tsv"), base_meta)
+        convert_samwise(listing("samwise_pretrain_release.tsv"), base_meta)
     text = str(err.value)
     assert "35 missing key(s)" in text and "hsa.attention.in_proj_weight" in text and "obj_score_token" in text
     pretrain_model = SAMWISEConfig.from_preset(
@@ -71,7 +62,7 @@ def test_pretrain_listing_reports_exactly_the_missing_hsa_and_object_score_keys(
                             "++model.fixed_no_obj_ptr=false")})
     with torch.device("meta"):
         model = SAMWISE(pretrain_model)
-    state, _ = convert_samwise(_listing("samwise_pretrain_release.tsv"), model)
+    state, _ = convert_samwise(listing("samwise_pretrain_release.tsv"), model)
     model.load_state_dict(state, strict=True, assign=True)
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,23 +24,13 @@ from videoglamm.convert.internvideo2 import (
 from videoglamm.errors import CheckpointError, InputError, ShapeMismatchError
 from videoglamm.modeling.image_tower import ImageTower, build_image_tower
 from videoglamm.modeling.video_tower import VideoTower, build_video_tower
+from checkpoint_listing import listing
 
-KEYS = Path(__file__).parent / "data" / "checkpoint_keys"
 IV2 = ("internvideo2_stage2_1b_224p_f4.tsv", "internvideo2_stage2_1b_224p_f4_ignored.tsv")
 CLIP_HF = ("clip_vit_l14_336_hf.tsv",)
 CLIP_HF_EXTRA = ("clip_vit_l14_336_hf_clipmodel_extra.tsv",)
 CLIP_OC = ("clip_vit_l14_336_openclip.tsv",)
 CLIP_OC_TEXT = ("clip_vit_l14_336_openclip_text.tsv",)
-
-
-def listing(*names: str) -> dict[str, torch.Tensor]:
-    """A state dict of meta tensors with the names, shapes and dtypes of the given listings."""
-    out: dict[str, torch.Tensor] = {}
-    for name in names:
-        for line in (KEYS / name).read_text().splitlines():
-            key, shape, dtype = line.split("\t")
-            out[key] = torch.empty(json.loads(shape), dtype=getattr(torch, dtype or "float32"), device="meta")
-    return out
 
 
 def numel(sd: dict[str, torch.Tensor]) -> int:
