@@ -46,16 +46,25 @@ class Expression:
     kind: str | None = None
 
 
-def _parse_meta(meta_path: Path, id_key: str, reader: ReaderBase) -> list[Expression]:
-    """Read a meta_expressions.json; a malformed expression is skipped and counted."""
+def _meta_videos(meta_path: Path, context: str = "") -> list[tuple[str, dict]]:
+    """The (video, entry) pairs of a meta_expressions.json, sorted by video.
+
+    Raises:
+        DatasetError: unreadable JSON or no top-level 'videos' mapping.
+    """
     try:
         meta = read_json(meta_path)
     except BadSampleError as err:
-        raise DatasetError(f"{reader.dataset_name}: cannot read {meta_path}: {err}") from None
+        raise DatasetError(f"{context}cannot read {meta_path}: {err}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
         raise DatasetError(f"{meta_path} has no top-level 'videos' mapping; is this a meta_expressions.json?")
+    return sorted(meta["videos"].items())
+
+
+def _parse_meta(meta_path: Path, id_key: str, reader: ReaderBase) -> list[Expression]:
+    """Read a meta_expressions.json; a malformed expression is skipped and counted."""
     records = []
-    for video, entry in sorted(meta["videos"].items()):
+    for video, entry in _meta_videos(meta_path, f"{reader.dataset_name}: "):
         frames = tuple(sorted(entry.get("frames", [])))  # sorted: temporal order is the frame name order
         for exp_id, exp in sorted(entry.get("expressions", {}).items(), key=lambda kv: _natural(kv[0])):
             ids = exp.get(id_key) if isinstance(exp, dict) else None
@@ -89,14 +98,8 @@ def read_expressions(meta_path: Path, id_key: str | None = None) -> list[Express
     meta_path = Path(meta_path)
     if not meta_path.is_file():
         raise FileNotFoundError(f"meta_expressions.json not found: {meta_path}")
-    try:
-        meta = read_json(meta_path)
-    except BadSampleError as err:
-        raise DatasetError(f"cannot read {meta_path}: {err}") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("videos"), dict):
-        raise DatasetError(f"{meta_path} has no top-level 'videos' mapping; is this a meta_expressions.json?")
     records = []
-    for video, entry in sorted(meta["videos"].items()):
+    for video, entry in _meta_videos(meta_path):
         frames = tuple(sorted(entry.get("frames", [])))
         if not frames:
             raise DatasetError(f"{meta_path}: video {video!r} lists no frames")
