@@ -175,3 +175,24 @@ def test_train_all_sam2_makes_every_sam2_tensor_trainable_and_reach_grads(tiny_p
     out.loss.backward()
     encoder_grads = [p.grad for n, p in m.mask_decoder.model.image_encoder.named_parameters()]
     assert any(g is not None and g.abs().sum() > 0 for g in encoder_grads)
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_multimask_fallback_switch(fallback):
+    # Single-mask training never updates SAM2's multimask tokens; a from-scratch SAM2 (the tiny preset)
+    # turns the eval-mode fallback to them off, so eval-mode masks equal train-mode masks.
+    from videoglamm.modeling.mask_decoder import build_mask_decoder
+
+    cfg = VideoGLaMMConfig.from_preset("videoglamm-tiny", sam2={"multimask_fallback": fallback}).sam2
+    assert VideoGLaMMConfig.from_preset("videoglamm-tiny").sam2.multimask_fallback is False
+    assert VideoGLaMMConfig.from_preset("videoglamm-phi3-mini").sam2.multimask_fallback is True
+    torch.manual_seed(0)
+    decoder = build_mask_decoder(cfg)
+    assert decoder.model.sam_mask_decoder.dynamic_multimask_via_stability is fallback
+    s = decoder.image_size
+    with torch.no_grad():
+        features = decoder.encode_frames(torch.randn(2, 3, s, s))
+        prompts = torch.randn(2, 3, decoder.hidden_dim)
+        eval_logits = decoder.eval().decode(features, prompts).mask_logits
+        train_logits = decoder.train().decode(features, prompts).mask_logits
+    assert torch.equal(eval_logits, train_logits) is not fallback

@@ -182,6 +182,11 @@ class SAM2Config:
     train_all: bool = False
     # Extra Hydra overrides (e.g. tiny Hiera dims); applied after image_size.
     overrides: tuple[str, ...] = ()
+    # In eval mode, replace an unstable single-mask output by the best of SAM2's multimask outputs (the
+    # official `dynamic_multimask_via_stability` post-processing). Those outputs come from mask tokens that
+    # single-mask training never updates, so a SAM2 trained from scratch that way must turn this off:
+    # its fallback masks would be untrained noise.
+    multimask_fallback: bool = True
     max_objects: int = 4  # [SEG] tokens per sample that receive mask supervision / tracking slots
 
     def __post_init__(self) -> None:
@@ -398,7 +403,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "lora": {"r": 4, "alpha": 8},
         "seg_projector": {"out_dim": 32},
-        "sam2": {"variant": "configs/sam2/sam2_hiera_t.yaml", "image_size": 64, "overrides": _TINY_SAM2_OVERRIDES},
+        "sam2": {"variant": "configs/sam2/sam2_hiera_t.yaml", "image_size": 64, "overrides": _TINY_SAM2_OVERRIDES,
+                 "multimask_fallback": False},
         "sampling": {"encoder_frames": 8, "segment_frames": 4, "sam_frames": 4},
         "tokens": {"seg_token_id": 511},
     },

@@ -97,7 +97,10 @@ def build_sam2_model(cfg: SAM2Config) -> SAM2Base:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    overrides = [f"++model.image_size={cfg.image_size}", *OFFICIAL_BUILD_OVERRIDES, *cfg.overrides]
+    overrides = [f"++model.image_size={cfg.image_size}", *OFFICIAL_BUILD_OVERRIDES]
+    if not cfg.multimask_fallback:
+        overrides.append("++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=false")
+    overrides += cfg.overrides
     try:
         conf = _compose_sam2_config(cfg.variant, overrides)
     except HydraException as err:
@@ -173,7 +176,8 @@ class SAM2MaskDecoder(nn.Module):
 
     Train/eval mode follows the usual `nn.Module` propagation, as in the official code: in eval mode
     SAM2's single-mask output may fall back to the best multimask output when unstable
-    (`dynamic_multimask_via_stability`); in train mode it does not.
+    (`dynamic_multimask_via_stability`, unless `SAM2Config.multimask_fallback` is off); in train mode
+    it does not.
 
     Args:
         model: the `SAM2Base` to wrap (see `build_sam2_model`).
