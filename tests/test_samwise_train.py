@@ -54,3 +54,15 @@ def test_eval_scores_a_saved_model_by_kind(tmp_path):
     assert "all" in table and "appearance" in table
     assert table["all"][2] == sum(n for k, (_, _, n) in table.items() if k != "all")
     assert all(0.0 <= j <= 1.0 and 0.0 <= f <= 1.0 for j, f, _ in table.values())
+
+
+def test_train_py_runs_a_samwise_recipe_with_overrides(tmp_path):
+    # One entry point for both systems: train/train.py hands a SAMWISE recipe to train_samwise with its
+    # key.path=value overrides.
+    train = _load(ROOT / "train" / "train.py", "train_entry")
+    out = tmp_path / "run"
+    assert train.main(["--config", str(CONFIG), "data.num_videos=1", "optim.batch_size=1", "optim.steps=1",
+                       "run.use_adapters=false", f"run.output_dir={out}"]) == 0
+    model = SAMWISE.from_pretrained(out / "model")
+    assert not model.config.adapter.enabled
+    assert json.loads((out / "checkpoint" / "step.json").read_text())["step"] == 1

@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from train.loop import Trainer
 
     args = parse_args(argv)
+    if _is_samwise_recipe(args.config):
+        return _train_samwise(args)
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
@@ -59,6 +61,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary_path = Path(cfg.train.output_dir) / "summary.json"
         summary_path.write_text(json.dumps(summary, indent=1) + "\n")
         print(json.dumps(summary))
+    return 0
+
+
+def _is_samwise_recipe(path: str) -> bool:
+    """Whether a recipe trains SAMWISE (its `model.preset` is a SAMWISE preset)."""
+    import yaml
+
+    from videoglamm.errors import ConfigError
+    from videoglamm.samwise.config import SAMWISEConfig
+
+    if not Path(path).is_file():
+        raise ConfigError(f"training config {path} does not exist")
+    raw = yaml.safe_load(Path(path).read_text())
+    preset = (raw.get("model") or {}).get("preset") if isinstance(raw, dict) else None
+    return preset in SAMWISEConfig.presets
+
+
+def _train_samwise(args: argparse.Namespace) -> int:
+    """Run a SAMWISE recipe through `train/train_samwise.py` (it resumes from its own checkpoint)."""
+    from train.train_samwise import main as samwise_main
+    from videoglamm.errors import ConfigError
+
+    if args.resume not in (None, "auto"):
+        raise ConfigError("a SAMWISE run resumes from OUTPUT_DIR/checkpoint by itself; pass --resume auto or "
+                          f"nothing, or set run.output_dir to the run to continue (got --resume {args.resume})")
+    samwise_main([args.config, *args.overrides])
     return 0
 
 

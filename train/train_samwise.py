@@ -1,7 +1,10 @@
 """Train SAMWISE's adapters, prompt MLP and CME on synthetic referring videos (accelerate, resumable).
 
     accelerate launch train/train_samwise.py configs/train/samwise_tiny_synthetic.yaml [--steps N]
-        [--output-dir DIR] [--no-adapters]
+        [--output-dir DIR] [--no-adapters] [key.path=value ...]
+    accelerate launch train/train.py --config configs/train/samwise_tiny_synthetic.yaml [key.path=value ...]
+
+(`train/train.py` hands any recipe whose `model.preset` is a SAMWISE preset to this script.)
 
 Each sample is one (video, expression) pair; the clip is the whole synthetic video. The accelerate state
 (model, optimizer, RNG) and the step count are saved to OUTPUT/checkpoint every `save_every` steps and
@@ -22,6 +25,15 @@ from typing import Any
 
 import torch
 import yaml
+
+if __package__ in (None, ""):
+    # Run as a script, sys.path[0] is train/ itself, where `import train` would find train.py: put the repo
+    # root there instead so `train` (the package) and `videoglamm` import.
+    import sys
+
+    _here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_here)]
+    sys.path.insert(0, str(Path(_here).parent))
 
 
 def synthetic_pairs(num_videos: int, seed: int, num_frames: int, size: tuple[int, int]) -> list[dict[str, Any]]:
@@ -59,13 +71,16 @@ def main(argv: list[str] | None = None) -> None:
     from videoglamm.samwise.model import SAMWISE
     from videoglamm.samwise.sam2_init import load_sam2_weights
 
+    from train.config import apply_overrides
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--output-dir", default=None)
     parser.add_argument("--no-adapters", action="store_true", help="ablation: skip the CMT adapters")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides of the recipe (values are YAML)")
     args = parser.parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
+    cfg = apply_overrides(yaml.safe_load(Path(args.config).read_text()), args.overrides)
     run, optim, data = cfg["run"], cfg["optim"], cfg["data"]
     steps = args.steps if args.steps is not None else optim["steps"]
     out = Path(args.output_dir or run["output_dir"])
