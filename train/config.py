@@ -27,6 +27,9 @@ class ModelSection:
     preset: str
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     weights: str | None = None  # a save_pretrained folder to start from (None: random init from the seed)
+    # Trained SAM2 weights for a fresh run (an official SAM2 checkpoint, a SAM2 state-dict file, or a
+    # VideoGLaMM folder / shipped name), copied over whatever `weights` gave; see modeling.sam2_weights.
+    sam2_weights: str | None = None
     lora: bool = False  # wrap the LLM with LoRA (config.lora); the official recipe does
     train_llm: bool = False  # train every LLM weight (only for from-scratch models such as the tiny demo)
     gradient_checkpointing: bool = False

@@ -66,11 +66,12 @@ class Trainer:
         # A random-init model is rebuilt from the seed even on resume, not loaded from base/: tensors
         # allocated the same way keep the arithmetic bit-identical to an uninterrupted run.
         self.model = build_model(cfg.model, cfg.train.seed)
-        if cfg.model.weights is None:
+        if cfg.model.weights is None or cfg.model.sam2_weights is not None:
             if self.resume_dir is not None:
                 _check_same_weights(self.model, base)
             elif env_rank == 0:
-                # Frozen parts of a randomly initialised model exist nowhere else: export needs them.
+                # The starting model (random init, or `weights` with another SAM2) exists nowhere else as
+                # one folder, and export needs its frozen parts.
                 self.model.save_pretrained(base)
         if env_rank == 0:
             for entry in cfg.data.synthetic:

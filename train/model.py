@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 def build_model(cfg: ModelSection, seed: int, base_dir: str | Path | None = None) -> "VideoGLaMM":
     """The recipe's model, before LoRA: loaded from `base_dir` (or `cfg.weights`), else randomly
-    initialised from `seed` (every rank gets the same weights).
+    initialised from `seed` (every rank gets the same weights); a fresh run (no `base_dir`) then takes
+    its SAM2 from `cfg.sam2_weights` when set.
 
     Args:
         cfg: the model section.
@@ -29,13 +30,19 @@ def build_model(cfg: ModelSection, seed: int, base_dir: str | Path | None = None
     from videoglamm.modeling.videoglamm import VideoGLaMM
     from videoglamm.processing.processor import VideoGLaMMProcessor
 
-    weights = base_dir or cfg.weights
-    if weights is not None:
-        return VideoGLaMM.from_pretrained(weights)
-    config = model_config(cfg)
-    torch.manual_seed(seed)
-    model = VideoGLaMM(config)
-    model.processor = VideoGLaMMProcessor(config, VideoGLaMMProcessor.from_preset(cfg.preset).tokenizer)
+    from videoglamm.modeling.sam2_weights import copy_sam2_weights
+
+    if base_dir is not None:  # a run's saved base already holds its SAM2
+        return VideoGLaMM.from_pretrained(base_dir)
+    if cfg.weights is not None:
+        model = VideoGLaMM.from_pretrained(cfg.weights)
+    else:
+        config = model_config(cfg)
+        torch.manual_seed(seed)
+        model = VideoGLaMM(config)
+        model.processor = VideoGLaMMProcessor(config, VideoGLaMMProcessor.from_preset(cfg.preset).tokenizer)
+    if cfg.sam2_weights is not None:
+        copy_sam2_weights(model.mask_decoder.model, cfg.sam2_weights)
     return model
 
 

@@ -59,9 +59,12 @@ def read_trainer_state(folder: str | Path) -> dict[str, Any]:
 
 def base_model_dir(checkpoint: str | Path, recipe: dict[str, Any]) -> Path:
     """Where the weights the run started from live: the recipe's `model.weights`, or the run's `base/`
-    (written by the trainer for randomly initialised models) two levels above the checkpoint."""
+    (written by the trainer for randomly initialised models and for runs that replace the SAM2 of
+    `model.weights` with `model.sam2_weights`) two levels above the checkpoint."""
     weights = recipe["model"].get("weights")
-    return Path(weights) if weights else Path(checkpoint).resolve().parent.parent / "base"
+    if weights and not recipe["model"].get("sam2_weights"):
+        return Path(weights)
+    return Path(checkpoint).resolve().parent.parent / "base"
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> "VideoGLaMM":

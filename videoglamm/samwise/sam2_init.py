@@ -3,78 +3,17 @@
 SAMWISE trains only its adapters, prompt MLP(s) and CME; its SAM2 stays frozen, so it must start from a
 SAM2 that already segments (the released models use the pretrained SAM 2.0 checkpoint). For the tiny
 synthetic setting the pretrained SAM2 is the one inside the shipped `videoglamm-tiny-synthetic`
-VideoGLaMM, which was trained from scratch on the same synthetic shapes.
-
-`load_sam2_weights(model, source)` accepts:
-  * a VideoGLaMM folder written by `save_pretrained`, or the shipped name "videoglamm-tiny-synthetic":
-    the keys under `mask_decoder.model.` of its `model.safetensors`;
-  * a `.safetensors` / `.pt` file or an in-memory state dict holding a bare SAM2 state dict, an official
-    SAM2 checkpoint (`{"model": state_dict}`), or a VideoGLaMM state dict (detected by that prefix).
-The load is strict: every SAM2 key must be present with the same shape and no other key may remain.
+VideoGLaMM, which was trained from scratch on the same synthetic shapes. Sources are those of
+`videoglamm.modeling.sam2_weights`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
-
 import torch
-from torch import Tensor
 
-from videoglamm.errors import CheckpointError
+from videoglamm.modeling.sam2_weights import Sam2Source, copy_sam2_weights, sam2_state_dict
 
-VIDEOGLAMM_SAM2_PREFIX = "mask_decoder.model."
-
-Sam2Source = str | os.PathLike | Mapping[str, Tensor]
-
-
-def _read_file(path: Path) -> dict[str, Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(loaded, Mapping):
-        raise CheckpointError(f"{path} does not hold a state dict (got {type(loaded).__name__})")
-    return dict(loaded)
-
-
-def _resolve(source: str | os.PathLike) -> Path:
-    """A path: as given if it exists, else a model shipped in videoglamm/assets/models."""
-    from videoglamm.modeling.persistence import PACKAGED_MODELS
-
-    path = Path(source)
-    if path.exists():
-        return path
-    shipped = PACKAGED_MODELS / str(source)
-    if shipped.is_dir():
-        return shipped
-    raise CheckpointError(f"SAM2 init source {str(source)!r} is neither a file, a folder nor a shipped model "
-                          f"(shipped: {sorted(p.name for p in PACKAGED_MODELS.iterdir() if p.is_dir())})")
-
-
-def sam2_state_dict(source: Sam2Source) -> dict[str, Tensor]:
-    """The SAM2 state dict (keys relative to the SAM2 module) held by `source` (see the module docstring).
-
-    Raises:
-        CheckpointError: the source does not exist or holds no recognisable state dict.
-    """
-    if isinstance(source, Mapping):
-        state = dict(source)
-    else:
-        path = _resolve(source)
-        if path.is_dir():
-            weights = path / "model.safetensors"
-            if not weights.is_file():
-                raise CheckpointError(f"{path} has no model.safetensors")
-            path = weights
-        state = _read_file(path)
-    if set(state) == {"model"} and isinstance(state["model"], Mapping):  # official SAM2 checkpoints
-        state = dict(state["model"])
-    if any(k.startswith(VIDEOGLAMM_SAM2_PREFIX) for k in state):  # a whole VideoGLaMM: keep its SAM2 only
-        state = {k[len(VIDEOGLAMM_SAM2_PREFIX):]: v for k, v in state.items() if k.startswith(VIDEOGLAMM_SAM2_PREFIX)}
-    return state
+__all__ = ["load_sam2_weights", "sam2_state_dict"]
 
 
 def load_sam2_weights(model: torch.nn.Module, source: Sam2Source) -> None:
@@ -84,17 +23,5 @@ def load_sam2_weights(model: torch.nn.Module, source: Sam2Source) -> None:
         CheckpointError: missing or unexpected keys, or shape mismatches (all of them listed), or an
             unreadable source. `model` is unchanged when this is raised.
     """
-    state = sam2_state_dict(source)
-    sam = model.sam2.model
-    expected = sam.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k}: model {tuple(expected[k].shape)} vs source {tuple(state[k].shape)}"
-                    for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or shapes:
-        # Most often an architecture mismatch (e.g. sam2.image_size or Hiera overrides differ from the source).
-        raise CheckpointError(
-            f"SAM2 weights do not match the model's SAM2 ({len(missing)} missing, {len(unexpected)} unexpected, "
-            f"{len(shapes)} shape mismatches). Missing: {missing}. Unexpected: {unexpected}. Shapes: {shapes}")
-    sam.load_state_dict(state, strict=True)
-    sam.requires_grad_(False)  # SAMWISE's recipe: SAM2 never trains
+    copy_sam2_weights(model.sam2.model, source)
+    model.sam2.model.requires_grad_(False)  # SAMWISE's recipe: SAM2 never trains
