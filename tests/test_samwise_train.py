@@ -21,11 +21,21 @@ def _load(path: Path, name: str):
     return module
 
 
+def _stage0_sam2(tmp_path):
+    """A SAM2 checkpoint from a 1-step run of train/sam2_synthetic.py (what the YAML's sam2_init names)."""
+    pretrain = _load(ROOT / "train" / "sam2_synthetic.py", "sam2_synthetic")
+    out = tmp_path / "sam2.pt"
+    assert pretrain.main(["--config", str(ROOT / "configs" / "train" / "tiny_synthetic.yaml"), "--out", str(out),
+                          "--steps", "1", "--eval-every", "100"]) == 0
+    return out
+
+
 def test_yaml_builds_and_trains_then_resumes(tmp_path):
     cfg = yaml.safe_load(CONFIG.read_text())
     SAMWISE(SAMWISEConfig.from_preset(cfg["model"]["preset"], **cfg["model"]["overrides"]))
     small = dict(cfg, data=dict(cfg["data"], num_videos=2), optim=dict(cfg["optim"], batch_size=1),
-                 run=dict(cfg["run"], save_every=1, log_every=1))
+                 run=dict(cfg["run"], save_every=1, log_every=1),
+                 model=dict(cfg["model"], sam2_init=str(_stage0_sam2(tmp_path))))
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(small))
     train = _load(ROOT / "train" / "train_samwise.py", "train_samwise")
@@ -40,10 +50,18 @@ def test_yaml_builds_and_trains_then_resumes(tmp_path):
     assert changed and all(k.startswith(("prompt_projection.", "conditional_memory_encoder.")) for k in changed)
 
 
-def test_yaml_inits_sam2_from_the_shipped_videoglamm():
+def test_yaml_inits_sam2_from_the_pretraining_stage(tmp_path):
+    # The frozen SAM2 comes from train/sam2_synthetic.py run on the VideoGLaMM tiny recipe: its weights must
+    # fit the SAM2 the SAMWISE recipe builds, strictly.
+    from videoglamm.samwise.sam2_init import load_sam2_weights
+
     cfg = yaml.safe_load(CONFIG.read_text())
-    assert cfg["model"]["sam2_init"] == "videoglamm-tiny-synthetic"
-    assert cfg["model"]["overrides"]["sam2"]["image_size"] == 128  # the shipped SAM2's resolution
+    assert cfg["model"]["sam2_init"] == "runs/sam2_synthetic/sam2.pt"
+    model = SAMWISE(SAMWISEConfig.from_preset(cfg["model"]["preset"], **cfg["model"]["overrides"]))
+    checkpoint = _stage0_sam2(tmp_path)
+    load_sam2_weights(model, checkpoint)
+    saved = torch.load(checkpoint, weights_only=True)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.sam2.model.state_dict().items())
 
 
 def test_eval_scores_a_saved_model_by_kind(tmp_path):
@@ -62,7 +80,8 @@ def test_train_py_runs_a_samwise_recipe_with_overrides(tmp_path):
     train = _load(ROOT / "train" / "train.py", "train_entry")
     out = tmp_path / "run"
     assert train.main(["--config", str(CONFIG), "data.num_videos=1", "optim.batch_size=1", "optim.steps=1",
-                       "run.use_adapters=false", f"run.output_dir={out}"]) == 0
+                       "run.use_adapters=false", f"run.output_dir={out}",
+                       f"model.sam2_init={_stage0_sam2(tmp_path)}"]) == 0
     model = SAMWISE.from_pretrained(out / "model")
     assert not model.config.adapter.enabled
     assert json.loads((out / "checkpoint" / "step.json").read_text())["step"] == 1

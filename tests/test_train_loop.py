@@ -114,3 +114,38 @@ def test_freeze_until_holds_parameters_back(train_data, tmp_path):
     assert all(not torch.equal(s3[n], start[n]) for n in held)
     # (the first update has lr 0 under the warm-up, so the others show movement from step 2)
     assert not torch.equal(s2["image_adapter.fc1.weight"], start["image_adapter.fc1.weight"])
+
+
+def test_sam2_pretraining_stage_feeds_a_fresh_run_and_its_export(train_data, tmp_path):
+    # Stage 0 (train/sam2_synthetic.py) writes an official-format SAM2 checkpoint at the recipe's
+    # model.sam2_weights; a fresh run copies it into its SAM2, keeps it in base/, and export carries it.
+    import yaml
+
+    from train.sam2_synthetic import main as pretrain_sam2
+    from videoglamm.cli import main
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+
+    recipe = tiny_recipe(train_data, tmp_path / "run", max_steps=1)
+    recipe["model"]["overrides"]["sam2"] = {"train_all": False}  # frozen: export must take it from base/
+    recipe["model"]["sam2_weights"] = str(tmp_path / "sam2.pt")
+    recipe["data"]["synthetic"] = [{"root": str(tmp_path / "synth"), "videos": 3, "seed": 5, "frames": 8,
+                                    "size": [48, 64]}]
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert pretrain_sam2(["--config", str(tmp_path / "recipe.yaml"), "--steps", "2", "--eval-every", "2"]) == 0
+    pretrained = torch.load(tmp_path / "sam2.pt", weights_only=True)["model"]
+
+    trainer = Trainer(from_dict(recipe))
+    sam = trainer.model.mask_decoder.model.state_dict()
+    assert all(torch.equal(sam[k], v) for k, v in pretrained.items()) and set(sam) == set(pretrained)
+    trainer.fit()
+    trainer.close()
+    ckpt = tmp_path / "run" / "checkpoints" / "step_00000001"
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")]) == 0
+    exported = VideoGLaMM.from_pretrained(tmp_path / "export").mask_decoder.model.state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in pretrained.items())
+    # Without the stage-0 weights the same seed builds a different (random) SAM2.
+    del recipe["model"]["sam2_weights"]
+    random_init = Trainer(from_dict(dict(recipe, train=dict(recipe["train"], output_dir=str(tmp_path / "r2")))))
+    random_sam = random_init.model.mask_decoder.model.state_dict()
+    random_init.close()
+    assert any(not torch.equal(random_sam[k], v) for k, v in pretrained.items())
