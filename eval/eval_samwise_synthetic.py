@@ -1,6 +1,6 @@
 """J&F of trained tiny SAMWISE models on a held-out synthetic split, by expression kind.
 
-    python eval/eval_samwise_synthetic.py MODEL_DIR [MODEL_DIR ...] [--num-videos 24] [--seed 1000]
+    python eval/eval_samwise_synthetic.py MODEL_DIR [MODEL_DIR ...] [--num-videos 40] [--seed 1000]
 
 Each model folder is one `save_pretrained` output (e.g. with and without adapters from
 `train/train_samwise.py`). For every (video, expression) pair the model streams the video; J and F are
@@ -49,10 +49,10 @@ def evaluate(model_dir: Path, num_videos: int, seed: int, num_frames: int, size:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
-    parser.add_argument("--num-videos", type=int, default=24)
+    parser.add_argument("--num-videos", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1000, help="held out: training uses seed 0")
     parser.add_argument("--num-frames", type=int, default=8)
-    parser.add_argument("--size", type=int, nargs=2, default=(48, 64))
+    parser.add_argument("--size", type=int, nargs=2, default=(96, 128), help="H W (the recipe trains on 96 128)")
     parser.add_argument("--out", type=Path, default=None, help="write {model: {kind: [J, F, n]}} as JSON here")
     parser.add_argument("--no-suppress-absent", action="store_true",
                         help="keep masks whose SAM2 object score is <= 0 (a SAM2 without a trained score head)")
