@@ -38,9 +38,12 @@ from videoglamm.errors import ConfigError
 from videoglamm.metrics.davis import (
     ObjectResult, semi_supervised_sequence, summarize_davis, unsupervised_sequence,
 )
-from videoglamm.metrics.mask_io import MevisSplit, list_frames, list_sequences, load_mevis_split, read_frames
-from videoglamm.metrics.mevis import ExpressionResult, expression_scores, summarize_mevis
+from videoglamm.metrics.mask_io import (
+    MevisSplit, iter_masks, list_frames, list_sequences, load_mevis_split, read_frames,
+)
+from videoglamm.metrics.mevis import ExpressionResult, rle_expression_scores, summarize_mevis
 from videoglamm.metrics.no_target import NoTargetSample, no_target_metrics
+from videoglamm.metrics.rle import RleMask
 
 __all__ = ["PROTOCOLS", "evaluate_rvos", "evaluate_davis", "evaluate_mevis"]
 
@@ -62,10 +65,11 @@ def _prefetched(loaders: Sequence[Callable[[], T]]) -> Iterator[T]:
 
 
 def _run_jobs(
-    load: Callable[[Any], Any], score: Callable[[Any], T], job: Callable[[Any], T],
+    load: Callable[[Any], Any] | None, score: Callable[[Any], T], job: Callable[[Any], T],
     items: Sequence[Any], workers: int, costs: Sequence[int] | None = None,
 ) -> Iterator[T]:
-    """Returns an iterator of score(load(item)) in item order.
+    """Returns an iterator of score(load(item)) in item order (score(item) when `load` is None: the
+    scorer reads its inputs itself).
 
     One worker: loading of item i+1 overlaps scoring of item i in a thread. More workers: a process
     pool runs `job` (= score after load, a module-level function so it pickles) per item, largest
@@ -73,6 +77,8 @@ def _run_jobs(
     creates any progress-bar thread.
     """
     if workers <= 1 or len(items) <= 1:
+        if load is None:
+            return (score(item) for item in items)
         return (score(loaded) for loaded in _prefetched([lambda it=it: load(it) for it in items]))
     import multiprocessing
 
@@ -192,25 +198,27 @@ def _mevis_split(root: Path) -> MevisSplit:
     return _SPLITS[root]
 
 
-def _read_mevis(job: tuple[Path, Path, str, tuple[str, ...]]):
+def _score_mevis_video(
+    job: tuple[Path, Path, str, tuple[str, ...]],
+) -> list[tuple[str, ExpressionResult, list[str]]]:
+    """(name, scores, missing prediction files) of each listed expression of one video."""
     split_root, pred_root, video, exps = job
     split = _mevis_split(split_root)
     frames = split.frames(video)
+    # Parsed once per video: an expression that refers to several objects reuses their masks.
+    masks: dict[str, list[RleMask | None]] = {}
     out = []
     for exp in exps:
-        gt = split.gt_masks(video, exp)
-        paths = [pred_root / video / exp / f"{f}.png" for f in frames]
-        pred, missing = read_frames(paths, shape=gt.shape[1:], allow_missing=True)
-        out.append((f"{video}_{exp}", gt, pred, missing))
+        annos = split.expression_annos(video, exp)
+        size = split.frame_size(video, exp)
+        for anno in annos:
+            if anno not in masks:
+                masks[anno] = [RleMask(rle) if rle else None for rle in split.mask_dict[anno]]
+        gt = [[m for a in annos if (m := masks[a][t]) is not None] for t in range(len(frames))]
+        missing: list[str] = []
+        pred = iter_masks([pred_root / video / exp / f"{f}.png" for f in frames], size, missing)
+        out.append((f"{video}_{exp}", rle_expression_scores(gt, pred, size), missing))
     return out
-
-
-def _score_mevis(loaded) -> list[tuple[str, ExpressionResult, list[str]]]:
-    return [(name, expression_scores(gt, pred), missing) for name, gt, pred, missing in loaded]
-
-
-def _mevis_job(job: tuple[Path, Path, str, tuple[str, ...]]) -> list[tuple[str, ExpressionResult, list[str]]]:
-    return _score_mevis(_read_mevis(job))
 
 
 def evaluate_mevis(
@@ -248,7 +256,7 @@ def evaluate_mevis(
     results: dict[str, ExpressionResult] = {}
     missing_all: list[str] = []
     costs = [len(split.frames(video)) * len(exps) for _, _, video, exps in jobs]
-    scored = _run_jobs(_read_mevis, _score_mevis, _mevis_job, jobs, workers, costs)
+    scored = _run_jobs(None, _score_mevis_video, _score_mevis_video, jobs, workers, costs)
     for items in _progress(scored, "mevis", progress, len(jobs)):
         for name, result, missing in items:
             results[name] = result

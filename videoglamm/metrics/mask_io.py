@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from videoglamm.errors import DatasetError, InputError, ShapeMismatchError
 __all__ = [
     "read_mask_png",
     "read_frames",
+    "iter_masks",
     "list_sequences",
     "list_frames",
     "MevisSplit",
@@ -107,13 +108,46 @@ def read_frames(
         if not ok:
             continue
         path, arr = next(it)
-        if arr.shape != tuple(shape):
-            raise ShapeMismatchError(
-                f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} (WxH) but the GT frame is "
-                f"{shape[1]}x{shape[0]}; predictions must have the GT resolution"
-            )
+        _check_size(path, arr, shape)
         stack[t] = arr
     return stack, missing
+
+
+def iter_masks(
+    paths: Sequence[Path], shape: tuple[int, int], missing: list[str] | None = None
+) -> Iterator[np.ndarray | None]:
+    """Reads mask PNGs in order, for callers that score frame by frame.
+
+    Args:
+        paths: one path per frame.
+        shape: expected (H, W).
+        missing: if given, the paths of missing files are appended to it as they are met.
+
+    Yields:
+        Per path, the (H, W) pixel array (possibly read-only: do not write to it), or None when the
+        file does not exist.
+
+    Raises:
+        ShapeMismatchError: a file's size differs from `shape` (the message names the file).
+        InputError: a colour PNG (see `read_mask_png`).
+    """
+    for path in paths:
+        if not path.is_file():
+            if missing is not None:
+                missing.append(str(path))
+            yield None
+            continue
+        arr = _png_pixels(path)
+        _check_size(path, arr, shape)
+        yield arr
+
+
+def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, ...]) -> None:
+    if arr.shape != tuple(shape):
+        raise ShapeMismatchError(
+            f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} (WxH) but the GT frame is "
+            f"{shape[1]}x{shape[0]}; predictions must have the GT resolution"
+        )
 
 
 def list_sequences(root: str | os.PathLike, only: Sequence[str] | None = None) -> list[str]:
@@ -172,6 +206,36 @@ class MevisSplit:
     def frames(self, video: str) -> list[str]:
         return list(self.videos[video]["frames"])
 
+    def expression_annos(self, video: str, exp_id: str) -> list[str]:
+        """The expression's anno_ids (keys of mask_dict.json), checked against the frame count.
+
+        Raises:
+            DatasetError: if an anno_id is missing or has the wrong frame count.
+        """
+        n_frames = len(self.videos[video]["frames"])
+        anno_ids = [str(a) for a in self.videos[video]["expressions"][exp_id]["anno_id"]]
+        for anno in anno_ids:
+            if anno not in self.mask_dict:
+                raise DatasetError(f"{video}/{exp_id}: anno_id {anno} missing from mask_dict.json")
+            if len(self.mask_dict[anno]) != n_frames:
+                raise DatasetError(
+                    f"{video}/{exp_id}: anno_id {anno} has {len(self.mask_dict[anno])} masks for "
+                    f"{n_frames} frames"
+                )
+        return anno_ids
+
+    def frame_size(self, video: str, exp_id: str) -> tuple[int, int]:
+        """(H, W) of the expression's frames: the size of its first non-null RLE.
+
+        Raises:
+            DatasetError: as `expression_annos`, or if every RLE is null (the size is unknown).
+        """
+        for anno in self.expression_annos(video, exp_id):
+            size = next((r["size"] for r in self.mask_dict[anno] if r), None)
+            if size is not None:
+                return int(size[0]), int(size[1])
+        raise DatasetError(f"{video}/{exp_id}: every RLE is null, the frame size is unknown")
+
     def gt_masks(self, video: str, exp_id: str) -> np.ndarray:
         """Union over the expression's anno_ids of the decoded RLEs; null RLE = absent in that frame.
 
@@ -185,20 +249,8 @@ class MevisSplit:
         from pycocotools import mask as mask_utils
 
         frames = self.frames(video)
-        anno_ids = [str(a) for a in self.videos[video]["expressions"][exp_id]["anno_id"]]
-        shape = None
-        for anno in anno_ids:
-            if anno not in self.mask_dict:
-                raise DatasetError(f"{video}/{exp_id}: anno_id {anno} missing from mask_dict.json")
-            rles = self.mask_dict[anno]
-            if len(rles) != len(frames):
-                raise DatasetError(
-                    f"{video}/{exp_id}: anno_id {anno} has {len(rles)} masks for {len(frames)} frames"
-                )
-            shape = shape or next((tuple(r["size"]) for r in rles if r), None)
-        if shape is None:
-            raise DatasetError(f"{video}/{exp_id}: every RLE is null, the frame size is unknown")
-        out = np.zeros((len(frames), *shape), dtype=bool)
+        anno_ids = self.expression_annos(video, exp_id)
+        out = np.zeros((len(frames), *self.frame_size(video, exp_id)), dtype=bool)
         for t in range(len(frames)):
             rles = [self.mask_dict[a][t] for a in anno_ids if self.mask_dict[a][t]]
             if rles:

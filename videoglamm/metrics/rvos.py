@@ -29,6 +29,7 @@ from videoglamm.metrics.boundary import (
 
 __all__ = [
     "FrameScores", "frame_scores", "binary_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts",
+    "boundary_half_widths", "mask_box", "union_box", "scoring_window", "binary_window_scores",
 ]
 
 
@@ -249,7 +250,7 @@ def binary_scores(
         keep = ~void3.astype(bool)
         gt3, pred3 = gt3 & keep, (pred3 != 0) & keep
     height, width = gt3.shape[1:]
-    half_widths = _half_widths(boundary_radius(height, width, bound_th=bound_th))
+    half_widths = boundary_half_widths(height, width, bound_th)
     # Occupied rows / columns of every frame in two passes over the stack, not two per frame. A
     # non-bool prediction is made bool per frame window below, not over whole frames here.
     occupied = np.logical_or(gt3, pred3)
@@ -259,19 +260,72 @@ def binary_scores(
         if rows.size == 0:
             js[t] = fs[t] = 1.0  # both empty
             continue
-        window = (slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
-                  slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)))
+        window = scoring_window((int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])), height, width)
         p = pred3[t][window]
-        scores = _binary_frame(gt3[t][window], p if p.dtype == bool else p != 0, half_widths)
+        scores = binary_window_scores(gt3[t][window], p if p.dtype == bool else p != 0, half_widths)
         js[t], fs[t], inter[t], area_p[t], area_g[t] = scores
     return js, fs, inter, area_p, area_g
 
 
-def _binary_frame(
+def boundary_half_widths(height: int, width: int, bound_th: float = 0.008) -> np.ndarray:
+    """The F tolerance disk of a frame size, as `disk_half_widths` rows (cached per radius)."""
+    return _half_widths(boundary_radius(height, width, bound_th=bound_th))
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Rows and columns holding non-zero pixels of an (H, W) mask, (y0, y1, x0, x1) inclusive, or None.
+
+    Columns are searched only within the occupied rows; on unsigned and bool frames a `max`
+    reduction (numpy's fastest full pass) finds the non-zero rows without a converted copy.
+    """
+    if mask.dtype.kind not in "bu":
+        mask = mask != 0
+    rows = np.flatnonzero(mask.max(axis=1)) if mask.size else np.empty(0, np.int64)
+    if rows.size == 0:
+        return None
+    y0, y1 = int(rows[0]), int(rows[-1])
+    cols = np.flatnonzero(mask[y0 : y1 + 1].max(axis=0))
+    return y0, y1, int(cols[0]), int(cols[-1])
+
+
+def union_box(*boxes: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+    """Smallest (y0, y1, x0, x1) box holding every given box; None entries are skipped."""
+    present = [b for b in boxes if b is not None]
+    if not present:
+        return None
+    return (min(b[0] for b in present), max(b[1] for b in present),
+            min(b[2] for b in present), max(b[3] for b in present))
+
+
+def scoring_window(box: tuple[int, int, int, int], height: int, width: int) -> tuple[slice, slice]:
+    """Window of an (H, W) frame on which J, F and the counts equal their full-frame values.
+
+    Args:
+        box: (y0, y1, x0, x1) inclusive, holding every foreground pixel of both masks.
+        height, width: frame size.
+
+    Returns:
+        (rows, cols) slices: the box plus one row above / column left (which seg2bmap can mark) and
+        one row below / column right (background, so the last-row / last-column rule of seg2bmap
+        changes nothing), clipped to the frame, where the frame edge keeps that rule itself.
+    """
+    y0, y1, x0, x1 = box
+    return slice(max(y0 - 1, 0), min(y1 + 2, height)), slice(max(x0 - 1, 0), min(x1 + 2, width))
+
+
+def binary_window_scores(
     gt: np.ndarray, pred: np.ndarray, half_widths: np.ndarray
 ) -> tuple[float, float, int, int, int]:
-    """J, F and counts of one cropped binary frame with scalar arithmetic (same IEEE operations as
-    `frame_scores`, without its per-pair array bookkeeping)."""
+    """J, F and counts of one frame from its `scoring_window`, with scalar arithmetic (the same IEEE
+    operations as `frame_scores`, without its per-pair array bookkeeping).
+
+    Args:
+        gt, pred: (h, w) bool windows of the two masks.
+        half_widths: the frame's tolerance disk (`boundary_half_widths` of the *full* frame size).
+
+    Returns:
+        (J, F, intersection, prediction area, GT area).
+    """
     both = int(np.count_nonzero(gt & pred))
     n_g, n_p = int(np.count_nonzero(gt)), int(np.count_nonzero(pred))
     union = n_g + n_p - both
