@@ -337,8 +337,16 @@ def binary_window_scores(
         pred_hits, gt_hits = boundary_hits(gy, gx, py, px, half_widths)
     else:
         pred_hits = gt_hits = 0
-    f = float(f_from_counts(py.size, gy.size, pred_hits, gt_hits))
-    return j, f, both, n_p, n_g
+    return j, _f_scalar(py.size, gy.size, pred_hits, gt_hits), both, n_p, n_g
+
+
+def _f_scalar(n_pred: int, n_gt: int, pred_hits: int, gt_hits: int) -> float:
+    """`f_from_counts` for one pair in Python floats: the same IEEE double operations in the same
+    order (so the same bits), without numpy's per-call overhead."""
+    precision = 1.0 if n_pred == 0 else (0.0 if n_gt == 0 else pred_hits / n_pred)
+    recall = 1.0 if n_gt == 0 else (0.0 if n_pred == 0 else gt_hits / n_gt)
+    total = precision + recall
+    return 0.0 if total == 0 else 2 * precision * recall / total
 
 
 def jaccard_and_f(
