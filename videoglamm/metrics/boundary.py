@@ -284,7 +284,8 @@ def boundary_hits(
     grid[g_cell] = 1
     grid[p_cell] += 1 << shift
     # prefix[k] = sum of the first k cells; a segment sum is a difference of two entries.
-    prefix = np.zeros(grid.size + 1, dtype=dtype)
+    prefix = np.empty(grid.size + 1, dtype=dtype)
+    prefix[0] = 0
     np.cumsum(grid, out=prefix[1:])
     # A query farther than R from the other side's box cannot hit: it is not looked up.
     p_near = (py >= g_y0 - reach) & (py <= g_y1 + reach) & (px >= g_x0 - reach) & (px <= g_x1 + reach)

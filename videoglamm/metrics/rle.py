@@ -125,8 +125,9 @@ class RleMask:
         """
         # Decode the full-height column block cols.start..cols.stop, then keep the rows.
         lo, hi = cols.start * self.height, cols.stop * self.height
-        starts = np.clip(self.starts, lo, hi) - lo
-        stops = np.clip(self.stops, lo, hi) - lo
+        # (np.minimum / np.maximum: np.clip costs more in call overhead than in work on these sizes.)
+        starts = np.maximum(np.minimum(self.starts, hi), lo) - lo
+        stops = np.maximum(np.minimum(self.stops, hi), lo) - lo
         keep = stops > starts
         # Boundaries 0, start_0, stop_0, start_1, ..., n: background / foreground segments alternate.
         bounds = np.empty(2 * int(keep.sum()) + 2, dtype=np.int64)
