@@ -107,3 +107,22 @@ def test_rle_expression_scores_check_sizes() -> None:
         rle_expression_scores([rle], [None], (5, 4))
     with pytest.raises(ShapeMismatchError, match="frame counts differ"):
         rle_expression_scores([rle, rle], [None], (4, 5))
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_iter_masks_reads_in_order_with_read_ahead(tmp_path, threads: int) -> None:
+    from PIL import Image
+
+    from videoglamm.metrics.mask_io import iter_masks
+
+    paths = [tmp_path / f"{t:05d}.png" for t in range(7)]
+    for t, path in enumerate(paths):
+        if t != 4:
+            Image.fromarray(np.full((3, 5), t, np.uint8), mode="L").save(path)
+    missing: list[str] = []
+    frames = list(iter_masks(paths, (3, 5), missing, threads=threads))
+    assert frames[4] is None and missing == [str(paths[4])]
+    assert [int(f[0, 0]) for t, f in enumerate(frames) if t != 4] == [0, 1, 2, 3, 5, 6]
+    Image.fromarray(np.zeros((3, 6), np.uint8), mode="L").save(paths[5])
+    with pytest.raises(ShapeMismatchError, match="00005.png"):
+        list(iter_masks(paths, (3, 5), threads=threads))

@@ -199,10 +199,11 @@ def _mevis_split(root: Path) -> MevisSplit:
 
 
 def _score_mevis_video(
-    job: tuple[Path, Path, str, tuple[str, ...]],
+    job: tuple[Path, Path, str, tuple[str, ...], int],
 ) -> list[tuple[str, ExpressionResult, list[str]]]:
-    """(name, scores, missing prediction files) of each listed expression of one video."""
-    split_root, pred_root, video, exps = job
+    """(name, scores, missing prediction files) of each listed expression of one video; the last job
+    field is the number of threads reading prediction PNGs ahead of the scoring."""
+    split_root, pred_root, video, exps, read_threads = job
     split = _mevis_split(split_root)
     frames = split.frames(video)
     # Parsed once per video: an expression that refers to several objects reuses their masks.
@@ -216,7 +217,8 @@ def _score_mevis_video(
                 masks[anno] = [RleMask(rle) if rle else None for rle in split.mask_dict[anno]]
         gt = [[m for a in annos if (m := masks[a][t]) is not None] for t in range(len(frames))]
         missing: list[str] = []
-        pred = iter_masks([pred_root / video / exp / f"{f}.png" for f in frames], size, missing)
+        paths = [pred_root / video / exp / f"{f}.png" for f in frames]
+        pred = iter_masks(paths, size, missing, threads=read_threads)
         out.append((f"{video}_{exp}", rle_expression_scores(gt, pred, size), missing))
     return out
 
@@ -252,10 +254,13 @@ def evaluate_mevis(
     by_video: dict[str, list[str]] = {}
     for video, exp in exprs:
         by_video.setdefault(video, []).append(exp)
-    jobs = [(Path(split_root), pred_root, video, tuple(e)) for video, e in by_video.items()]
+    # Serially, one thread decodes the next prediction PNGs while the current frame is scored (as
+    # `_prefetched` does for DAVIS sequences); worker processes already keep every core busy.
+    read_threads = 1 if workers <= 1 else 0
+    jobs = [(Path(split_root), pred_root, video, tuple(e), read_threads) for video, e in by_video.items()]
     results: dict[str, ExpressionResult] = {}
     missing_all: list[str] = []
-    costs = [len(split.frames(video)) * len(exps) for _, _, video, exps in jobs]
+    costs = [len(split.frames(video)) * len(exps) for video, exps in by_video.items()]
     scored = _run_jobs(None, _score_mevis_video, _score_mevis_video, jobs, workers, costs)
     for items in _progress(scored, "mevis", progress, len(jobs)):
         for name, result, missing in items:

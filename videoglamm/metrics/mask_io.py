@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -34,6 +36,9 @@ __all__ = [
     "MevisSplit",
     "load_mevis_split",
 ]
+
+T = TypeVar("T")
+
 
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     """Reads one mask PNG as a label map.
@@ -114,7 +119,7 @@ def read_frames(
 
 
 def iter_masks(
-    paths: Sequence[Path], shape: tuple[int, int], missing: list[str] | None = None
+    paths: Sequence[Path], shape: tuple[int, int], missing: list[str] | None = None, threads: int = 0
 ) -> Iterator[np.ndarray | None]:
     """Reads mask PNGs in order, for callers that score frame by frame.
 
@@ -122,6 +127,8 @@ def iter_masks(
         paths: one path per frame.
         shape: expected (H, W).
         missing: if given, the paths of missing files are appended to it as they are met.
+        threads: with threads > 0, up to 2 * threads files are read ahead in a thread pool while the
+            caller works on the current one (Pillow decodes without holding the GIL).
 
     Yields:
         Per path, the (H, W) pixel array (possibly read-only: do not write to it), or None when the
@@ -131,15 +138,33 @@ def iter_masks(
         ShapeMismatchError: a file's size differs from `shape` (the message names the file).
         InputError: a colour PNG (see `read_mask_png`).
     """
-    for path in paths:
+
+    def read(path: Path) -> np.ndarray | None:
         if not path.is_file():
-            if missing is not None:
-                missing.append(str(path))
-            yield None
-            continue
+            return None
         arr = _png_pixels(path)
         _check_size(path, arr, shape)
+        return arr
+
+    for path, arr in zip(paths, _read_ahead(read, paths, threads)):
+        if arr is None and missing is not None:
+            missing.append(str(path))
         yield arr
+
+
+def _read_ahead(read: Callable[[Path], T], paths: Sequence[Path], threads: int) -> Iterator[T]:
+    """`map(read, paths)`, with up to 2 * threads calls running ahead in a thread pool."""
+    if threads <= 0:
+        yield from map(read, paths)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        ahead = deque(pool.submit(read, p) for p in paths[: 2 * threads])
+        for nxt in paths[2 * threads :]:
+            result = ahead.popleft().result()
+            ahead.append(pool.submit(read, nxt))
+            yield result
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, ...]) -> None:
