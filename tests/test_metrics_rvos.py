@@ -17,7 +17,7 @@ from videoglamm.metrics.davis import (
     db_statistics, semi_supervised_sequence, summarize_davis, unsupervised_sequence,
 )
 from videoglamm.metrics.mask_io import read_frames
-from videoglamm.metrics.mevis import expression_scores, rle_expression_scores, summarize_mevis
+from videoglamm.metrics.mevis import expression_scores, windowed_expression_scores, summarize_mevis
 from videoglamm.metrics.rle import RleMask
 from videoglamm.metrics.rvos import f_measure, jaccard, jaccard_and_f
 
@@ -198,7 +198,7 @@ def test_mevis_from_rle_matches_official_exactly() -> None:
             for frame in gt
         ]
         pred_bin = np.isin(pred, exp["pred_ids"]).astype(np.uint8) * 255
-        got = rle_expression_scores(rles, list(pred_bin), gt.shape[1:])
+        got = windowed_expression_scores(rles, list(pred_bin), gt.shape[1:])
         dense = expression_scores(np.isin(gt, exp["gt_ids"]), pred_bin)
         np.testing.assert_array_equal(got.j, dense.j)
         np.testing.assert_array_equal(got.f, dense.f)

@@ -41,7 +41,7 @@ from videoglamm.metrics.davis import (
 from videoglamm.metrics.mask_io import (
     MevisSplit, iter_masks, list_frames, list_sequences, load_mevis_split, read_frames,
 )
-from videoglamm.metrics.mevis import ExpressionResult, rle_expression_scores, summarize_mevis
+from videoglamm.metrics.mevis import ExpressionResult, summarize_mevis, windowed_expression_scores
 from videoglamm.metrics.no_target import NoTargetSample, no_target_metrics
 from videoglamm.metrics.rle import RleMask
 
@@ -98,11 +98,11 @@ def _run_jobs(
     return results()
 
 
-def _progress(items: Iterator[T], desc: str, enabled: bool, total: int) -> Iterator[T]:
+def _progress(items: Iterator[T], desc: str, enabled: bool, total: int, unit: str = "seq") -> Iterator[T]:
     from tqdm import tqdm
 
     # disable=None hides the bar when stderr is not a terminal (logs, CI).
-    return tqdm(items, desc=desc, unit="seq", total=total, disable=None if enabled else True)
+    return tqdm(items, desc=desc, unit=unit, total=total, disable=None if enabled else True)
 
 
 def _read_davis(job: tuple[Path, Path, str, bool]):
@@ -198,29 +198,19 @@ def _mevis_split(root: Path) -> MevisSplit:
     return _SPLITS[root]
 
 
-def _score_mevis_video(
-    job: tuple[Path, Path, str, tuple[str, ...], int],
-) -> list[tuple[str, ExpressionResult, list[str]]]:
-    """(name, scores, missing prediction files) of each listed expression of one video; the last job
-    field is the number of threads reading prediction PNGs ahead of the scoring."""
-    split_root, pred_root, video, exps, read_threads = job
+def _score_mevis_expression(job: tuple[Path, Path, str, str, int]) -> tuple[str, ExpressionResult, list[str]]:
+    """(name, scores, missing prediction files) of one expression; the last job field is the number
+    of threads reading prediction PNGs ahead of the scoring."""
+    split_root, pred_root, video, exp, read_threads = job
     split = _mevis_split(split_root)
     frames = split.frames(video)
-    # Parsed once per video: an expression that refers to several objects reuses their masks.
-    masks: dict[str, list[RleMask | None]] = {}
-    out = []
-    for exp in exps:
-        annos = split.expression_annos(video, exp)
-        size = split.frame_size(video, exp)
-        for anno in annos:
-            if anno not in masks:
-                masks[anno] = [RleMask(rle) if rle else None for rle in split.mask_dict[anno]]
-        gt = [[m for a in annos if (m := masks[a][t]) is not None] for t in range(len(frames))]
-        missing: list[str] = []
-        paths = [pred_root / video / exp / f"{f}.png" for f in frames]
-        pred = iter_masks(paths, size, missing, threads=read_threads)
-        out.append((f"{video}_{exp}", rle_expression_scores(gt, pred, size), missing))
-    return out
+    annos = split.expression_annos(video, exp)
+    size = split.frame_size(video, exp)
+    gt = [[RleMask(rle) for a in annos if (rle := split.mask_dict[a][t])] for t in range(len(frames))]
+    missing: list[str] = []
+    paths = [pred_root / video / exp / f"{f}.png" for f in frames]
+    pred = iter_masks(paths, size, missing, threads=read_threads)
+    return f"{video}_{exp}", windowed_expression_scores(gt, pred, size), missing
 
 
 def evaluate_mevis(
@@ -237,7 +227,7 @@ def evaluate_mevis(
         pred_root: prediction folder.
         videos: subset of videos (default: all in the metadata).
         progress: show a tqdm bar on a terminal.
-        workers: processes scoring videos in parallel (results do not depend on it).
+        workers: processes scoring expressions in parallel (results do not depend on it).
 
     Returns:
         JSON-ready dict with J, F, J&F, `per_expression` (`<video>_<exp_id>`), `no_target`,
@@ -251,21 +241,18 @@ def evaluate_mevis(
     if not pred_root.is_dir():
         raise FileNotFoundError(f"prediction folder not found: {pred_root}")
     exprs = split.expressions(videos)
-    by_video: dict[str, list[str]] = {}
-    for video, exp in exprs:
-        by_video.setdefault(video, []).append(exp)
     # Serially, one thread decodes the next prediction PNGs while the current frame is scored (as
-    # `_prefetched` does for DAVIS sequences); worker processes already keep every core busy.
+    # `_prefetched` does for DAVIS sequences); worker processes already keep every core busy. Jobs
+    # are expressions, not videos, so the processes finish together.
     read_threads = 1 if workers <= 1 else 0
-    jobs = [(Path(split_root), pred_root, video, tuple(e), read_threads) for video, e in by_video.items()]
+    jobs = [(Path(split_root), pred_root, video, exp, read_threads) for video, exp in exprs]
+    costs = [len(split.frames(video)) for video, _ in exprs]
+    scored = _run_jobs(None, _score_mevis_expression, _score_mevis_expression, jobs, workers, costs)
     results: dict[str, ExpressionResult] = {}
     missing_all: list[str] = []
-    costs = [len(split.frames(video)) * len(exps) for video, exps in by_video.items()]
-    scored = _run_jobs(None, _score_mevis_video, _score_mevis_video, jobs, workers, costs)
-    for items in _progress(scored, "mevis", progress, len(jobs)):
-        for name, result, missing in items:
-            results[name] = result
-            missing_all.extend(missing)
+    for name, result, missing in _progress(scored, "mevis", progress, len(jobs), "expr"):
+        results[name] = result
+        missing_all.extend(missing)
     samples = [
         NoTargetSample(r.intersection, r.union, r.gt_area == 0, r.pred_area == 0) for r in results.values()
     ]
@@ -274,7 +261,7 @@ def evaluate_mevis(
         **summarize_mevis(results),
         "per_expression": {k: {"J": r.j_mean, "F": r.f_mean} for k, r in results.items()},
         "no_target": no_target_metrics(samples),
-        "videos": list(by_video),
+        "videos": list(dict.fromkeys(video for video, _ in exprs)),
         "missing_predictions": _relative(missing_all, pred_root),
     }
 

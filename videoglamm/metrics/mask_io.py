@@ -26,10 +26,13 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from videoglamm.errors import DatasetError, InputError, ShapeMismatchError
+from videoglamm.metrics.windows import ArrayMask, WindowMask
 
 __all__ = [
     "read_mask_png",
     "read_frames",
+    "PngMask",
+    "read_mask",
     "iter_masks",
     "list_sequences",
     "list_frames",
@@ -62,18 +65,65 @@ def _png_pixels(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as img:
-        if img.mode in ("P", "L"):
-            # load() + asarray: one copy (Pillow's tobytes) instead of two for np.array(img, dtype).
+        return _image_pixels(img, path)
+
+
+def _image_pixels(img: Any, path: str | os.PathLike) -> np.ndarray:
+    if img.mode in ("P", "L"):
+        # load() + asarray: one copy (Pillow's tobytes) instead of two for np.array(img, dtype).
+        img.load()
+        return np.asarray(img)
+    if img.mode == "1":
+        return np.array(img, dtype=np.uint8)
+    if img.mode.startswith("I;16"):
+        return np.array(img, dtype=np.uint16)
+    raise InputError(
+        f"{path}: mask PNG has mode {img.mode!r}; save masks as palette ('P') or grayscale ('L') "
+        "PNGs whose pixel values are object ids"
+    )
+
+
+class PngMask:
+    """A decoded palette, grayscale or 1-bit mask PNG kept as a Pillow image (a `WindowMask`; any
+    non-zero value or palette index is foreground).
+
+    Converting a whole frame to numpy costs more than decoding it: Pillow's `tobytes` copies every
+    pixel into fresh buffers, which page-fault on every frame. Pillow finds the foreground box and
+    crops in C, so only the scoring window ever becomes an array.
+    """
+
+    def __init__(self, image: Any) -> None:
+        """Args:
+            image: a loaded PIL image in mode "P", "L" or "1".
+        """
+        self.image = image
+        self.width, self.height = image.size
+        bbox = image.getbbox()  # (left, upper, right, lower), right and lower exclusive
+        self._box = None if bbox is None else (bbox[1], bbox[3] - 1, bbox[0], bbox[2] - 1)
+
+    def box(self) -> tuple[int, int, int, int] | None:
+        return self._box
+
+    def transposed_window(self, rows: slice, cols: slice) -> np.ndarray:
+        window = np.asarray(self.image.crop((cols.start, rows.start, cols.stop, rows.stop)))
+        out = np.empty((cols.stop - cols.start, rows.stop - rows.start), dtype=bool)
+        return np.not_equal(window.T, 0, out=out)
+
+
+def read_mask(path: str | os.PathLike) -> WindowMask:
+    """Reads one mask PNG for scoring (see `PngMask`); 16-bit files become an `ArrayMask`.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        InputError: for colour images, whose ids are ambiguous.
+    """
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode in ("P", "L", "1"):
             img.load()
-            return np.asarray(img)
-        if img.mode == "1":
-            return np.array(img, dtype=np.uint8)
-        if img.mode.startswith("I;16"):
-            return np.array(img, dtype=np.uint16)
-        raise InputError(
-            f"{path}: mask PNG has mode {img.mode!r}; save masks as palette ('P') or grayscale ('L') "
-            "PNGs whose pixel values are object ids"
-        )
+            return PngMask(img)
+        return ArrayMask(_image_pixels(img, path))
 
 
 def read_frames(
@@ -113,15 +163,15 @@ def read_frames(
         if not ok:
             continue
         path, arr = next(it)
-        _check_size(path, arr, shape)
+        _check_size(path, arr.shape, shape)
         stack[t] = arr
     return stack, missing
 
 
 def iter_masks(
     paths: Sequence[Path], shape: tuple[int, int], missing: list[str] | None = None, threads: int = 0
-) -> Iterator[np.ndarray | None]:
-    """Reads mask PNGs in order, for callers that score frame by frame.
+) -> Iterator[WindowMask | None]:
+    """Reads mask PNGs in order (`read_mask`), for callers that score frame by frame.
 
     Args:
         paths: one path per frame.
@@ -131,25 +181,24 @@ def iter_masks(
             caller works on the current one (Pillow decodes without holding the GIL).
 
     Yields:
-        Per path, the (H, W) pixel array (possibly read-only: do not write to it), or None when the
-        file does not exist.
+        Per path, the mask, or None when the file does not exist.
 
     Raises:
         ShapeMismatchError: a file's size differs from `shape` (the message names the file).
         InputError: a colour PNG (see `read_mask_png`).
     """
 
-    def read(path: Path) -> np.ndarray | None:
+    def read(path: Path) -> WindowMask | None:
         if not path.is_file():
             return None
-        arr = _png_pixels(path)
-        _check_size(path, arr, shape)
-        return arr
+        mask = read_mask(path)
+        _check_size(path, (mask.height, mask.width), shape)
+        return mask
 
-    for path, arr in zip(paths, _read_ahead(read, paths, threads)):
-        if arr is None and missing is not None:
+    for path, mask in zip(paths, _read_ahead(read, paths, threads)):
+        if mask is None and missing is not None:
             missing.append(str(path))
-        yield arr
+        yield mask
 
 
 def _read_ahead(read: Callable[[Path], T], paths: Sequence[Path], threads: int) -> Iterator[T]:
@@ -167,10 +216,10 @@ def _read_ahead(read: Callable[[Path], T], paths: Sequence[Path], threads: int) 
             yield ahead.popleft().result()
 
 
-def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, ...]) -> None:
-    if arr.shape != tuple(shape):
+def _check_size(path: Path, size: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    if tuple(size) != tuple(shape):
         raise ShapeMismatchError(
-            f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} (WxH) but the GT frame is "
+            f"{path}: mask is {size[1]}x{size[0]} (WxH) but the GT frame is "
             f"{shape[1]}x{shape[0]}; predictions must have the GT resolution"
         )
 

@@ -14,12 +14,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from videoglamm.errors import InputError, ShapeMismatchError
-from videoglamm.metrics.rle import RleMask
-from videoglamm.metrics.rvos import (
-    binary_scores, binary_window_scores, boundary_half_widths, mask_box, scoring_window, union_box,
-)
+from videoglamm.metrics.rvos import binary_scores, binary_window_scores, boundary_half_widths
+from videoglamm.metrics.windows import ArrayMask, WindowMask, scoring_window, union_box
 
-__all__ = ["ExpressionResult", "expression_scores", "rle_expression_scores", "summarize_mevis"]
+__all__ = ["ExpressionResult", "expression_scores", "windowed_expression_scores", "summarize_mevis"]
 
 _END = object()
 
@@ -71,24 +69,23 @@ def expression_scores(gt: np.ndarray, pred: np.ndarray, bound_th: float = 0.008)
     return ExpressionResult(j, f, i, p + int(gt_area.sum()) - i, p)
 
 
-def rle_expression_scores(
-    gt: Iterable[Sequence[RleMask]],
-    pred: Iterable[np.ndarray | None],
+def windowed_expression_scores(
+    gt: Iterable[Sequence[WindowMask]],
+    pred: Iterable[WindowMask | np.ndarray | None],
     size: tuple[int, int],
     bound_th: float = 0.008,
 ) -> ExpressionResult:
-    """Scores one expression frame by frame from RLE GT masks; equal to `expression_scores` on the
-    decoded stacks.
+    """Scores one expression frame by frame; equal to `expression_scores` on the dense stacks.
 
-    Each frame is compared only inside the `scoring_window` of both masks' foreground, so the GT is
-    decoded there alone and the prediction is never copied or converted as a whole frame. The
-    windows are scored transposed, in the RLE's column-major order: J, F and the counts do not change
-    under transposition (seg2bmap's east / south / south-east neighbours swap into south / east /
-    south-east, and the tolerance disk is symmetric), and only the prediction window has to move.
+    Each frame is compared only inside the `scoring_window` of both masks' foreground: the masks
+    report their boxes and produce just that window (see `metrics.windows`), so an RLE is never
+    decoded and a PNG never converted as a whole frame.
 
     Args:
-        gt: per frame, the RLE masks of the referred objects present in it (the GT is their union).
-        pred: per frame, an (H, W) prediction (non-zero is foreground), or None for an empty mask.
+        gt: per frame, the masks of the referred objects present in it (the GT is their union), e.g.
+            `RleMask`s.
+        pred: per frame, the predicted mask: a `WindowMask`, an (H, W) array (non-zero is foreground)
+            or None for an empty mask.
         size: (H, W) frame size.
         bound_th: F tolerance.
 
@@ -96,8 +93,7 @@ def rle_expression_scores(
         The per-frame values and pixel counts.
 
     Raises:
-        ShapeMismatchError: if a prediction or an RLE is not (H, W), or `gt` and `pred` differ in
-            length.
+        ShapeMismatchError: if a mask is not (H, W), or `gt` and `pred` differ in length.
     """
     height, width = size
     half_widths = boundary_half_widths(height, width, bound_th)
@@ -105,12 +101,15 @@ def rle_expression_scores(
     for t, (masks, mask) in enumerate(zip_longest(gt, pred, fillvalue=_END)):
         if masks is _END or mask is _END:
             raise ShapeMismatchError(f"GT and prediction frame counts differ (frame {t} has only one side)")
-        if mask is not None and mask.shape != (height, width):
-            raise ShapeMismatchError(f"frame {t}: prediction has shape {mask.shape}, frames are {size}")
-        for m in masks:
+        if isinstance(mask, np.ndarray):
+            mask = ArrayMask(mask)
+        sides = [("GT", m) for m in masks] + ([] if mask is None else [("prediction", mask)])
+        for side, m in sides:
             if (m.height, m.width) != (height, width):
-                raise ShapeMismatchError(f"frame {t}: RLE size is {(m.height, m.width)}, frames are {size}")
-        box = union_box(*(m.box() for m in masks), None if mask is None else mask_box(mask))
+                raise ShapeMismatchError(
+                    f"frame {t}: {side} mask is {m.width}x{m.height} (WxH), frames are {width}x{height}"
+                )
+        box = union_box(*(m.box() for m in masks), None if mask is None else mask.box())
         if box is None:  # both empty
             js.append(1.0)
             fs.append(1.0)
@@ -123,7 +122,8 @@ def rle_expression_scores(
         if mask is None:
             pred_window = np.zeros(window_shape, dtype=bool)
         else:
-            pred_window = np.not_equal(mask[rows, cols].T, 0, out=np.empty(window_shape, dtype=bool))
+            pred_window = mask.transposed_window(rows, cols)
+        # Transposed windows: J, F and the counts are the same (see `metrics.windows`).
         j, f, both, n_p, n_g = binary_window_scores(gt_window, pred_window, half_widths)
         js.append(j)
         fs.append(f)

@@ -26,10 +26,11 @@ from videoglamm.metrics.boundary import (
     label_boundaries,
     seg2bmap,
 )
+from videoglamm.metrics.windows import scoring_window
 
 __all__ = [
     "FrameScores", "frame_scores", "binary_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts",
-    "boundary_half_widths", "mask_box", "union_box", "scoring_window", "binary_window_scores",
+    "boundary_half_widths", "binary_window_scores",
 ]
 
 
@@ -270,47 +271,6 @@ def binary_scores(
 def boundary_half_widths(height: int, width: int, bound_th: float = 0.008) -> np.ndarray:
     """The F tolerance disk of a frame size, as `disk_half_widths` rows (cached per radius)."""
     return _half_widths(boundary_radius(height, width, bound_th=bound_th))
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Rows and columns holding non-zero pixels of an (H, W) mask, (y0, y1, x0, x1) inclusive, or None.
-
-    Columns are searched only within the occupied rows; on unsigned and bool frames a `max`
-    reduction (numpy's fastest full pass) finds the non-zero rows without a converted copy.
-    """
-    if mask.dtype.kind not in "bu":
-        mask = mask != 0
-    rows = np.flatnonzero(mask.max(axis=1)) if mask.size else np.empty(0, np.int64)
-    if rows.size == 0:
-        return None
-    y0, y1 = int(rows[0]), int(rows[-1])
-    cols = np.flatnonzero(mask[y0 : y1 + 1].max(axis=0))
-    return y0, y1, int(cols[0]), int(cols[-1])
-
-
-def union_box(*boxes: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
-    """Smallest (y0, y1, x0, x1) box holding every given box; None entries are skipped."""
-    present = [b for b in boxes if b is not None]
-    if not present:
-        return None
-    return (min(b[0] for b in present), max(b[1] for b in present),
-            min(b[2] for b in present), max(b[3] for b in present))
-
-
-def scoring_window(box: tuple[int, int, int, int], height: int, width: int) -> tuple[slice, slice]:
-    """Window of an (H, W) frame on which J, F and the counts equal their full-frame values.
-
-    Args:
-        box: (y0, y1, x0, x1) inclusive, holding every foreground pixel of both masks.
-        height, width: frame size.
-
-    Returns:
-        (rows, cols) slices: the box plus one row above / column left (which seg2bmap can mark) and
-        one row below / column right (background, so the last-row / last-column rule of seg2bmap
-        changes nothing), clipped to the frame, where the frame edge keeps that rule itself.
-    """
-    y0, y1, x0, x1 = box
-    return slice(max(y0 - 1, 0), min(y1 + 2, height)), slice(max(x0 - 1, 0), min(x1 + 2, width))
 
 
 def binary_window_scores(
