@@ -22,7 +22,13 @@ Deviations from the official tools, on purpose:
   comes from the GT RLE. The official script reads with OpenCV as grayscale, so a palette index whose
   colour is black would count as background there, and takes the size from `00000.png`;
 * MeViS means run over expressions in metadata order (the official order depends on which worker
-  finishes first, which moves the last digit).
+  finishes first, which moves the last digit);
+* a MeViS RLE whose runs do not add up to its H x W raises `DatasetError` (pycocotools pads short
+  run lists with background), one whose size differs from the expression's frame size
+  `ShapeMismatchError` (a numpy broadcast error before).
+
+MeViS frames are scored one at a time from the RLEs and PNGs, only inside the box of both masks
+(`metrics.windows`): no full-frame decode or conversion, identical numbers.
 """
 
 from __future__ import annotations
