@@ -65,8 +65,12 @@ def test_rle_counts_reads_strings_bytes_and_lists() -> None:
 
 
 def test_corrupt_rle_is_a_dataset_error() -> None:
-    with pytest.raises(DatasetError, match="cover 11 pixels"):
-        RleMask({"size": [3, 4], "counts": [5, 6]})
+    with pytest.raises(DatasetError, match="cover 13 pixels"):
+        RleMask({"size": [3, 4], "counts": [5, 6, 2]})
+    # Short run lists end in background, as pycocotools decodes them.
+    short = {"size": [3, 4], "counts": [5, 6]}
+    want = mask_utils.decode(mask_utils.frPyObjects(short, 3, 4)).astype(bool)
+    np.testing.assert_array_equal(RleMask(short).transposed_window(slice(0, 3), slice(0, 4)), want.T)
     with pytest.raises(DatasetError, match="truncated"):
         rle_counts("1i")  # 'i' (0x39) carries the continuation bit
 

@@ -23,9 +23,9 @@ Deviations from the official tools, on purpose:
   colour is black would count as background there, and takes the size from `00000.png`;
 * MeViS means run over expressions in metadata order (the official order depends on which worker
   finishes first, which moves the last digit);
-* a MeViS RLE whose runs do not add up to its H x W raises `DatasetError` (pycocotools pads short
-  run lists with background), one whose size differs from the expression's frame size
-  `ShapeMismatchError` (a numpy broadcast error before).
+* a MeViS RLE with more runs than its H x W pixels raises `DatasetError` (a pycocotools ValueError
+  before), one whose size differs from the expression's frame size `ShapeMismatchError` (a numpy
+  broadcast error before).
 
 MeViS frames are scored one at a time from the RLEs and PNGs, only inside the box of both masks
 (`metrics.windows`): no full-frame decode or conversion, identical numbers.

@@ -75,16 +75,17 @@ class RleMask:
             rle: {"size": [H, W], "counts": compressed string or run lengths}.
 
         Raises:
-            DatasetError: if the run lengths do not add up to H * W.
+            DatasetError: if the run lengths add up to more than H * W.
         """
         self.height, self.width = (int(v) for v in rle["size"])
         runs = rle_counts(rle["counts"])
         ends = np.cumsum(runs)
         total = int(ends[-1]) if ends.size else 0
-        if total != self.height * self.width:
+        # Runs that stop short leave background, as pycocotools decodes them; too many are an error.
+        if total > self.height * self.width:
             raise DatasetError(
                 f"COCO RLE runs cover {total} pixels but its size {self.height}x{self.width} (HxW) has "
-                f"{self.height * self.width}; the mask is corrupt"
+                f"only {self.height * self.width}; the mask is corrupt"
             )
         # Foreground runs [start, end) in column-major pixel index; empty runs dropped.
         starts, stops = ends[0:-1:2], ends[1::2]
