@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per protocol (median reported)")
     args = parser.parse_args()
     expected = json.loads((DATA / "expected_visible.json").read_text())
+    load_before = os.getloadavg()[0]  # other jobs on the machine; the runs below raise it themselves
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -137,7 +138,8 @@ def main() -> None:
             rows.append((protocol, statistics.median(walls), min(walls), statistics.median(cpus), in_process,
                          OFFICIAL[protocol], diff))
     print(f"visible set: {len(expected['sequences'])} sequences, {sum(expected['frames'].values())} frames; "
-          f"{args.runs} runs per protocol; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} "
+          f"{args.runs} runs per protocol; {os.cpu_count()} CPUs; load average {load_before:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after "
           f"(the official times were taken on an idle 2-core machine)")
     print("ours wall = whole `videoglamm score rvos` command (default --workers), median and best;"
           " cpu = its user+sys CPU seconds; 1-proc = in-process scoring with workers=1")

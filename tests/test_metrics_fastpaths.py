@@ -41,3 +41,16 @@ def test_boundary_hits_matches_disk_neighbourhood(radius: float) -> None:
             int(DiskNeighbourhood(py, px, half).contains(gy, gx).sum()),
         )
         assert boundary_hits(gy, gx, py, px, half) == want
+
+
+def test_scalar_f_equals_f_from_counts_bit_for_bit() -> None:
+    from videoglamm.metrics.rvos import _f_scalar, f_from_counts
+
+    rng = np.random.default_rng(0)
+    n_pred, n_gt = rng.integers(0, 3000, 5000), rng.integers(0, 3000, 5000)
+    n_pred[:300], n_gt[300:600] = 0, 0
+    pred_hits = (rng.random(5000) * (n_pred + 1)).astype(np.int64)
+    gt_hits = (rng.random(5000) * (n_gt + 1)).astype(np.int64)
+    want = f_from_counts(n_pred, n_gt, pred_hits, gt_hits)
+    got = [_f_scalar(int(a), int(b), int(c), int(d)) for a, b, c, d in zip(n_pred, n_gt, pred_hits, gt_hits)]
+    assert np.asarray(got).tobytes() == want.tobytes()

@@ -154,8 +154,13 @@ def test_vg_cli_with_masks_and_spans(tmp_path: Path) -> None:
     assert result["per_qtype"]["interrogative"]["gt_viou@0.3"] == 1.0
 
 
-def test_worker_processes_give_identical_results() -> None:
+def test_worker_processes_give_identical_results(tmp_path: Path) -> None:
     from videoglamm.metrics.evaluate_rvos import evaluate_rvos
 
     args = ("davis-unsup", DATA / "gt", DATA / "pred", ["judo", "blackswan"])
     assert evaluate_rvos(*args, progress=False, workers=2) == evaluate_rvos(*args, progress=False, workers=1)
+    split, pred = _mevis_layout(tmp_path, ["judo", "blackswan"])
+    (pred / "judo" / "1" / "00004.png").unlink()
+    serial = evaluate_rvos("mevis", split, pred, progress=False, workers=1)
+    assert serial["missing_predictions"] == ["judo/1/00004.png"]
+    assert evaluate_rvos("mevis", split, pred, progress=False, workers=2) == serial

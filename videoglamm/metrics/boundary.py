@@ -280,12 +280,13 @@ def boundary_hits(
     dtype = np.int32 if 2 * shift <= 30 else np.int64
     g_cell = (gy - y0) * width + (gx - x0)
     p_cell = (py - y0) * width + (px - x0)
-    grid = np.zeros(height * width, dtype=dtype)
-    grid[g_cell] = 1
-    grid[p_cell] += 1 << shift
-    # prefix[k] = sum of the first k cells; a segment sum is a difference of two entries.
-    prefix = np.zeros(grid.size + 1, dtype=dtype)
-    np.cumsum(grid, out=prefix[1:])
+    # prefix[k] = sum of the first k cells; a segment sum is a difference of two entries. The cells
+    # are drawn shifted by one and summed in place: one window-sized buffer, not two (allocating and
+    # first touching the second cost more than the sum itself).
+    prefix = np.zeros(height * width + 1, dtype=dtype)
+    prefix[g_cell + 1] = 1
+    prefix[p_cell + 1] += 1 << shift
+    np.cumsum(prefix, out=prefix)
     # A query farther than R from the other side's box cannot hit: it is not looked up.
     p_near = (py >= g_y0 - reach) & (py <= g_y1 + reach) & (px >= g_x0 - reach) & (px <= g_x1 + reach)
     g_near = (gy >= p_y0 - reach) & (gy <= p_y1 + reach) & (gx >= p_x0 - reach) & (gx <= p_x1 + reach)

@@ -22,7 +22,13 @@ Deviations from the official tools, on purpose:
   comes from the GT RLE. The official script reads with OpenCV as grayscale, so a palette index whose
   colour is black would count as background there, and takes the size from `00000.png`;
 * MeViS means run over expressions in metadata order (the official order depends on which worker
-  finishes first, which moves the last digit).
+  finishes first, which moves the last digit);
+* a MeViS RLE with more runs than its H x W pixels raises `DatasetError` (a pycocotools ValueError
+  before), one whose size differs from the expression's frame size `ShapeMismatchError` (a numpy
+  broadcast error before).
+
+MeViS frames are scored one at a time from the RLEs and PNGs, only inside the box of both masks
+(`metrics.windows`): no full-frame decode or conversion, identical numbers.
 """
 
 from __future__ import annotations
@@ -38,9 +44,12 @@ from videoglamm.errors import ConfigError
 from videoglamm.metrics.davis import (
     ObjectResult, semi_supervised_sequence, summarize_davis, unsupervised_sequence,
 )
-from videoglamm.metrics.mask_io import MevisSplit, list_frames, list_sequences, load_mevis_split, read_frames
-from videoglamm.metrics.mevis import ExpressionResult, expression_scores, summarize_mevis
+from videoglamm.metrics.mask_io import (
+    MevisSplit, iter_masks, list_frames, list_sequences, load_mevis_split, read_frames,
+)
+from videoglamm.metrics.mevis import ExpressionResult, summarize_mevis, windowed_expression_scores
 from videoglamm.metrics.no_target import NoTargetSample, no_target_metrics
+from videoglamm.metrics.rle import RleMask
 
 __all__ = ["PROTOCOLS", "evaluate_rvos", "evaluate_davis", "evaluate_mevis"]
 
@@ -62,10 +71,11 @@ def _prefetched(loaders: Sequence[Callable[[], T]]) -> Iterator[T]:
 
 
 def _run_jobs(
-    load: Callable[[Any], Any], score: Callable[[Any], T], job: Callable[[Any], T],
+    load: Callable[[Any], Any] | None, score: Callable[[Any], T], job: Callable[[Any], T],
     items: Sequence[Any], workers: int, costs: Sequence[int] | None = None,
 ) -> Iterator[T]:
-    """Returns an iterator of score(load(item)) in item order.
+    """Returns an iterator of score(load(item)) in item order (score(item) when `load` is None: the
+    scorer reads its inputs itself).
 
     One worker: loading of item i+1 overlaps scoring of item i in a thread. More workers: a process
     pool runs `job` (= score after load, a module-level function so it pickles) per item, largest
@@ -73,6 +83,8 @@ def _run_jobs(
     creates any progress-bar thread.
     """
     if workers <= 1 or len(items) <= 1:
+        if load is None:
+            return (score(item) for item in items)
         return (score(loaded) for loaded in _prefetched([lambda it=it: load(it) for it in items]))
     import multiprocessing
 
@@ -92,11 +104,11 @@ def _run_jobs(
     return results()
 
 
-def _progress(items: Iterator[T], desc: str, enabled: bool, total: int) -> Iterator[T]:
+def _progress(items: Iterator[T], desc: str, enabled: bool, total: int, unit: str = "seq") -> Iterator[T]:
     from tqdm import tqdm
 
     # disable=None hides the bar when stderr is not a terminal (logs, CI).
-    return tqdm(items, desc=desc, unit="seq", total=total, disable=None if enabled else True)
+    return tqdm(items, desc=desc, unit=unit, total=total, disable=None if enabled else True)
 
 
 def _read_davis(job: tuple[Path, Path, str, bool]):
@@ -192,25 +204,19 @@ def _mevis_split(root: Path) -> MevisSplit:
     return _SPLITS[root]
 
 
-def _read_mevis(job: tuple[Path, Path, str, tuple[str, ...]]):
-    split_root, pred_root, video, exps = job
+def _score_mevis_expression(job: tuple[Path, Path, str, str, int]) -> tuple[str, ExpressionResult, list[str]]:
+    """(name, scores, missing prediction files) of one expression; the last job field is the number
+    of threads reading prediction PNGs ahead of the scoring."""
+    split_root, pred_root, video, exp, read_threads = job
     split = _mevis_split(split_root)
     frames = split.frames(video)
-    out = []
-    for exp in exps:
-        gt = split.gt_masks(video, exp)
-        paths = [pred_root / video / exp / f"{f}.png" for f in frames]
-        pred, missing = read_frames(paths, shape=gt.shape[1:], allow_missing=True)
-        out.append((f"{video}_{exp}", gt, pred, missing))
-    return out
-
-
-def _score_mevis(loaded) -> list[tuple[str, ExpressionResult, list[str]]]:
-    return [(name, expression_scores(gt, pred), missing) for name, gt, pred, missing in loaded]
-
-
-def _mevis_job(job: tuple[Path, Path, str, tuple[str, ...]]) -> list[tuple[str, ExpressionResult, list[str]]]:
-    return _score_mevis(_read_mevis(job))
+    annos = split.expression_annos(video, exp)
+    size = split.frame_size(video, exp)
+    gt = [[RleMask(rle) for a in annos if (rle := split.mask_dict[a][t])] for t in range(len(frames))]
+    missing: list[str] = []
+    paths = [pred_root / video / exp / f"{f}.png" for f in frames]
+    pred = iter_masks(paths, size, missing, threads=read_threads)
+    return f"{video}_{exp}", windowed_expression_scores(gt, pred, size), missing
 
 
 def evaluate_mevis(
@@ -227,7 +233,7 @@ def evaluate_mevis(
         pred_root: prediction folder.
         videos: subset of videos (default: all in the metadata).
         progress: show a tqdm bar on a terminal.
-        workers: processes scoring videos in parallel (results do not depend on it).
+        workers: processes scoring expressions in parallel (results do not depend on it).
 
     Returns:
         JSON-ready dict with J, F, J&F, `per_expression` (`<video>_<exp_id>`), `no_target`,
@@ -241,18 +247,18 @@ def evaluate_mevis(
     if not pred_root.is_dir():
         raise FileNotFoundError(f"prediction folder not found: {pred_root}")
     exprs = split.expressions(videos)
-    by_video: dict[str, list[str]] = {}
-    for video, exp in exprs:
-        by_video.setdefault(video, []).append(exp)
-    jobs = [(Path(split_root), pred_root, video, tuple(e)) for video, e in by_video.items()]
+    # Serially, one thread decodes the next prediction PNGs while the current frame is scored (as
+    # `_prefetched` does for DAVIS sequences); worker processes already keep every core busy. Jobs
+    # are expressions, not videos, so the processes finish together.
+    read_threads = 1 if workers <= 1 else 0
+    jobs = [(Path(split_root), pred_root, video, exp, read_threads) for video, exp in exprs]
+    costs = [len(split.frames(video)) for video, _ in exprs]
+    scored = _run_jobs(None, _score_mevis_expression, _score_mevis_expression, jobs, workers, costs)
     results: dict[str, ExpressionResult] = {}
     missing_all: list[str] = []
-    costs = [len(split.frames(video)) * len(exps) for _, _, video, exps in jobs]
-    scored = _run_jobs(_read_mevis, _score_mevis, _mevis_job, jobs, workers, costs)
-    for items in _progress(scored, "mevis", progress, len(jobs)):
-        for name, result, missing in items:
-            results[name] = result
-            missing_all.extend(missing)
+    for name, result, missing in _progress(scored, "mevis", progress, len(jobs), "expr"):
+        results[name] = result
+        missing_all.extend(missing)
     samples = [
         NoTargetSample(r.intersection, r.union, r.gt_area == 0, r.pred_area == 0) for r in results.values()
     ]
@@ -261,7 +267,7 @@ def evaluate_mevis(
         **summarize_mevis(results),
         "per_expression": {k: {"J": r.j_mean, "F": r.f_mean} for k, r in results.items()},
         "no_target": no_target_metrics(samples),
-        "videos": list(by_video),
+        "videos": list(dict.fromkeys(video for video, _ in exprs)),
         "missing_predictions": _relative(missing_all, pred_root),
     }
 

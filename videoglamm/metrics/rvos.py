@@ -26,9 +26,11 @@ from videoglamm.metrics.boundary import (
     label_boundaries,
     seg2bmap,
 )
+from videoglamm.metrics.windows import scoring_window
 
 __all__ = [
     "FrameScores", "frame_scores", "binary_scores", "jaccard", "f_measure", "jaccard_and_f", "f_from_counts",
+    "boundary_half_widths", "binary_window_scores",
 ]
 
 
@@ -249,7 +251,7 @@ def binary_scores(
         keep = ~void3.astype(bool)
         gt3, pred3 = gt3 & keep, (pred3 != 0) & keep
     height, width = gt3.shape[1:]
-    half_widths = _half_widths(boundary_radius(height, width, bound_th=bound_th))
+    half_widths = boundary_half_widths(height, width, bound_th)
     # Occupied rows / columns of every frame in two passes over the stack, not two per frame. A
     # non-bool prediction is made bool per frame window below, not over whole frames here.
     occupied = np.logical_or(gt3, pred3)
@@ -259,19 +261,31 @@ def binary_scores(
         if rows.size == 0:
             js[t] = fs[t] = 1.0  # both empty
             continue
-        window = (slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
-                  slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)))
+        window = scoring_window((int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])), height, width)
         p = pred3[t][window]
-        scores = _binary_frame(gt3[t][window], p if p.dtype == bool else p != 0, half_widths)
+        scores = binary_window_scores(gt3[t][window], p if p.dtype == bool else p != 0, half_widths)
         js[t], fs[t], inter[t], area_p[t], area_g[t] = scores
     return js, fs, inter, area_p, area_g
 
 
-def _binary_frame(
+def boundary_half_widths(height: int, width: int, bound_th: float = 0.008) -> np.ndarray:
+    """The F tolerance disk of a frame size, as `disk_half_widths` rows (cached per radius)."""
+    return _half_widths(boundary_radius(height, width, bound_th=bound_th))
+
+
+def binary_window_scores(
     gt: np.ndarray, pred: np.ndarray, half_widths: np.ndarray
 ) -> tuple[float, float, int, int, int]:
-    """J, F and counts of one cropped binary frame with scalar arithmetic (same IEEE operations as
-    `frame_scores`, without its per-pair array bookkeeping)."""
+    """J, F and counts of one frame from its `scoring_window`, with scalar arithmetic (the same IEEE
+    operations as `frame_scores`, without its per-pair array bookkeeping).
+
+    Args:
+        gt, pred: (h, w) bool windows of the two masks.
+        half_widths: the frame's tolerance disk (`boundary_half_widths` of the *full* frame size).
+
+    Returns:
+        (J, F, intersection, prediction area, GT area).
+    """
     both = int(np.count_nonzero(gt & pred))
     n_g, n_p = int(np.count_nonzero(gt)), int(np.count_nonzero(pred))
     union = n_g + n_p - both
@@ -283,8 +297,16 @@ def _binary_frame(
         pred_hits, gt_hits = boundary_hits(gy, gx, py, px, half_widths)
     else:
         pred_hits = gt_hits = 0
-    f = float(f_from_counts(py.size, gy.size, pred_hits, gt_hits))
-    return j, f, both, n_p, n_g
+    return j, _f_scalar(py.size, gy.size, pred_hits, gt_hits), both, n_p, n_g
+
+
+def _f_scalar(n_pred: int, n_gt: int, pred_hits: int, gt_hits: int) -> float:
+    """`f_from_counts` for one pair in Python floats: the same IEEE double operations in the same
+    order (so the same bits), without numpy's per-call overhead."""
+    precision = 1.0 if n_pred == 0 else (0.0 if n_gt == 0 else pred_hits / n_pred)
+    recall = 1.0 if n_gt == 0 else (0.0 if n_pred == 0 else gt_hits / n_gt)
+    total = precision + recall
+    return 0.0 if total == 0 else 2 * precision * recall / total
 
 
 def jaccard_and_f(
