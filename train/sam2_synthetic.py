@@ -150,9 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(args.config)
     if not cfg.data.synthetic:
         raise ConfigError(f"{args.config} has no data.synthetic entry to pretrain on")
-    out = Path(args.out or cfg.model.sam2_weights or "")
-    if not str(out) or out == Path():
+    target = args.out or cfg.model.sam2_weights
+    if not target:
         raise ConfigError("give --out or set model.sam2_weights in the recipe")
+    out = Path(target)
     data = cfg.data.synthetic[0]
     config = model_config(cfg.model)
     torch.manual_seed(args.seed)
