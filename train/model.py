@@ -27,10 +27,9 @@ def build_model(cfg: ModelSection, seed: int, base_dir: str | Path | None = None
         seed: seeds the random initialisation.
         base_dir: a save_pretrained folder that overrides `cfg.weights` (the run's saved base).
     """
+    from videoglamm.modeling.sam2_weights import copy_sam2_weights
     from videoglamm.modeling.videoglamm import VideoGLaMM
     from videoglamm.processing.processor import VideoGLaMMProcessor
-
-    from videoglamm.modeling.sam2_weights import copy_sam2_weights
 
     if base_dir is not None:  # a run's saved base already holds its SAM2
         return VideoGLaMM.from_pretrained(base_dir)
