@@ -89,6 +89,21 @@ def test_rvos_size_mismatch_names_the_file(tmp_path: Path, capsys) -> None:
     assert "judo/1/00003.png" in err and "853x480" in err and err.count("\n") == 1
 
 
+def test_rvos_corrupt_gt_rle_names_mask_dict_and_expression(tmp_path: Path, capsys) -> None:
+    split, pred = _mevis_layout(tmp_path, ["judo"])
+    mask_dict = json.loads((split / "mask_dict.json").read_text())
+    anno = next(iter(mask_dict))
+    t = next(i for i, rle in enumerate(mask_dict[anno]) if rle)
+    h, w = mask_dict[anno][t]["size"]
+    mask_dict[anno][t] = {"size": [h, w], "counts": [h * w, 5]}  # runs cover more pixels than the frame has
+    (split / "mask_dict.json").write_text(json.dumps(mask_dict))
+    code = main(["score", "rvos", "--protocol", "mevis", "--gt", str(split), "--pred", str(pred)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "mask_dict.json" in err and "'judo'" in err and anno in err and "corrupt" in err
+    assert err.count("\n") == 1
+
+
 def test_rvos_davis_cli_semi_and_unsup(tmp_path: Path) -> None:
     seq = "judo"
     relabel = EXPECTED["semi_supervised"]["prediction_relabel"][seq]

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from videoglamm.errors import ConfigError
+from videoglamm.errors import ConfigError, DatasetError, ShapeMismatchError
 from videoglamm.metrics.davis import (
     ObjectResult, semi_supervised_sequence, summarize_davis, unsupervised_sequence,
 )
@@ -212,11 +212,16 @@ def _score_mevis_expression(job: tuple[Path, Path, str, str, int]) -> tuple[str,
     frames = split.frames(video)
     annos = split.expression_annos(video, exp)
     size = split.frame_size(video, exp)
-    gt = [[RleMask(rle) for a in annos if (rle := split.mask_dict[a][t])] for t in range(len(frames))]
     missing: list[str] = []
     paths = [pred_root / video / exp / f"{f}.png" for f in frames]
-    pred = iter_masks(paths, size, missing, threads=read_threads)
-    return f"{video}_{exp}", windowed_expression_scores(gt, pred, size), missing
+    try:
+        gt = [[RleMask(rle) for a in annos if (rle := split.mask_dict[a][t])] for t in range(len(frames))]
+        pred = iter_masks(paths, size, missing, threads=read_threads)
+        scores = windowed_expression_scores(gt, pred, size)
+    except (DatasetError, ShapeMismatchError) as err:  # say where: the mask checks only see one mask
+        raise type(err)(f"MeViS video {video!r}, expression {exp!r} (ground truth: annotations {list(annos)} "
+                         f"of {split_root / 'mask_dict.json'}): {err}") from err
+    return f"{video}_{exp}", scores, missing
 
 
 def evaluate_mevis(
