@@ -28,12 +28,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-if __package__ in (None, ""):
-    # Run as a script, sys.path[0] is train/ itself, where `import train` would find train.py: put the repo
-    # root there instead so `train` (the package) and `videoglamm` import.
-    _here = str(Path(__file__).resolve().parent)
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_here)]
-    sys.path.insert(0, str(Path(_here).parent))
+if __name__ == "__main__":
+    import _script_path  # noqa: F401  (train/ is sys.path[0]: put the repository root there instead)
 
 import numpy as np
 import torch

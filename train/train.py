@@ -19,12 +19,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-if __package__ in (None, ""):
-    # Run as a script, sys.path[0] is train/ itself and `import train` would find this file: put the repo
-    # root there instead so `train` (the package) and `videoglamm` import.
-    _here = str(Path(__file__).resolve().parent)
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_here)]
-    sys.path.insert(0, str(Path(_here).parent))
+if __name__ == "__main__":
+    import _script_path  # noqa: F401  (train/ is sys.path[0]: put the repository root there instead)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
