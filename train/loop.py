@@ -19,6 +19,7 @@ import torch
 
 from videoglamm.data.collate import SampleCollator
 from videoglamm.errors import CheckpointError, TrainingError
+from videoglamm.modeling.finetune import run_writes_base
 
 from train.backends import build_backend
 from train.checkpoint import read_state, resolve_resume, save_checkpoint, set_rng_state
@@ -66,12 +67,10 @@ class Trainer:
         # A random-init model is rebuilt from the seed even on resume, not loaded from base/: tensors
         # allocated the same way keep the arithmetic bit-identical to an uninterrupted run.
         self.model = build_model(cfg.model, cfg.train.seed)
-        if cfg.model.weights is None or cfg.model.sam2_weights is not None:
+        if run_writes_base(cfg.model.weights, cfg.model.sam2_weights):
             if self.resume_dir is not None:
                 _check_same_weights(self.model, base)
-            elif env_rank == 0:
-                # The starting model (random init, or `weights` with another SAM2) exists nowhere else as
-                # one folder, and export needs its frozen parts.
+            elif env_rank == 0:  # export needs the frozen parts of a model that exists nowhere else
                 self.model.save_pretrained(base)
         if env_rank == 0:
             for entry in cfg.data.synthetic:

@@ -57,12 +57,17 @@ def read_trainer_state(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def run_writes_base(weights: str | None, sam2_weights: str | None) -> bool:
+    """Whether a run's starting model exists nowhere as one folder, so the trainer saves it as the run's
+    `base/`: a random initialisation (no `model.weights`), or `model.weights` with another SAM2."""
+    return not weights or bool(sam2_weights)
+
+
 def base_model_dir(checkpoint: str | Path, recipe: dict[str, Any]) -> Path:
     """Where the weights the run started from live: the recipe's `model.weights`, or the run's `base/`
-    (written by the trainer for randomly initialised models and for runs that replace the SAM2 of
-    `model.weights` with `model.sam2_weights`) two levels above the checkpoint."""
+    (see `run_writes_base`) two levels above the checkpoint."""
     weights = recipe["model"].get("weights")
-    if weights and not recipe["model"].get("sam2_weights"):
+    if not run_writes_base(weights, recipe["model"].get("sam2_weights")):
         return Path(weights)
     return Path(checkpoint).resolve().parent.parent / "base"
 
