@@ -130,6 +130,23 @@ def test_referring_readers_answer_style_restates_the_expression(tmp_path):
         RefVOSReader.from_root(root, split="train", answer_style="verbose")
 
 
+def test_text_view_draws_the_same_question_and_answer_as_load(tmp_path):
+    root = write_ref_ytvos(tmp_path / "ytvos")
+    (tmp_path / "captions").mkdir()
+    (tmp_path / "captions" / "vid_a.json").write_text(json.dumps({"caption": "A [left strip](1) waits."}))
+    readers = [RefVOSReader.from_root(root, split="train", num_frames=3, answer_style="phrase"),
+               PhraseGCGReader.ytvos(tmp_path / "captions", root / "train", num_frames=4)]
+    for reader in readers:
+        for epoch in (0, 3):
+            reader.set_epoch(epoch)
+            for i in range(len(reader)):
+                sample = reader.load(i)
+                assert reader.text(i) == (sample.prompt, sample.answer)
+    qa = VideoQAReader(write_videoqa(tmp_path / "qa", GOOD_QA), tmp_path / "qa" / "frames", num_frames=2)
+    with pytest.raises(TypeError, match="no text-only view"):
+        qa.text(0)
+
+
 def test_mevis_reader_unions_objects_under_one_seg(tmp_path):
     sample = MeViSReader(write_mevis(tmp_path), num_frames=None)[0]
     assert sample.masks.shape == (1, 6, H, W)

@@ -149,3 +149,55 @@ def test_sam2_pretraining_stage_feeds_a_fresh_run_and_its_export(train_data, tmp
     random_sam = random_init.model.mask_decoder.model.state_dict()
     random_init.close()
     assert any(not torch.equal(random_sam[k], v) for k, v in pretrained.items())
+
+
+def test_llm_pretraining_stage_feeds_a_fresh_run_and_its_export(train_data, tmp_path):
+    # Stage 0 for the LLM (train/llm_synthetic.py) writes the language model's state dict at the recipe's
+    # model.llm_weights; a fresh run starts from it, keeps it in base/, and a bad file is refused strictly.
+    import yaml
+
+    from train.llm_synthetic import main as pretrain_llm
+    from train.model import copy_llm_weights
+    from videoglamm.cli import main
+    from videoglamm.errors import CheckpointError
+    from videoglamm.modeling.videoglamm import VideoGLaMM
+
+    recipe = tiny_recipe(train_data, tmp_path / "run", max_steps=1)
+    recipe["model"]["llm_weights"] = str(tmp_path / "llm.pt")
+    recipe["data"]["datasets"][0]["args"]["answer_style"] = "phrase"
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert pretrain_llm(["--config", str(tmp_path / "recipe.yaml"), "--steps", "3", "--eval-every", "3",
+                         "--batch-size", "4"]) == 0
+    pretrained = torch.load(tmp_path / "llm.pt", weights_only=True)
+
+    trainer = Trainer(from_dict(recipe))
+    lm = trainer.model.language_model.state_dict()
+    assert set(lm) == set(pretrained) and all(torch.equal(lm[k], v) for k, v in pretrained.items())
+    base = VideoGLaMM.from_pretrained(tmp_path / "run" / "base").language_model.state_dict()
+    assert all(torch.equal(base[k], v) for k, v in pretrained.items())
+    trainer.fit()
+    trainer.close()
+    ckpt = tmp_path / "run" / "checkpoints" / "step_00000001"
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")]) == 0
+
+    broken = dict(pretrained)
+    broken.pop("lm_head.weight")
+    broken["extra.weight"] = torch.zeros(1)
+    torch.save(broken, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match=r"missing \['lm_head.weight'\].*unexpected \['extra.weight'\]"):
+        copy_llm_weights(trainer.model, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        copy_llm_weights(trainer.model, tmp_path / "absent.pt")
+
+
+def test_llm_pretraining_refuses_a_pretrained_llm_recipe(train_data, tmp_path):
+    import yaml
+
+    from train.llm_synthetic import main as pretrain_llm
+    from videoglamm.errors import ConfigError
+
+    recipe = tiny_recipe(train_data, tmp_path / "run")
+    recipe["model"].update(lora=True, train_llm=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError, match="from scratch"):
+        pretrain_llm(["--config", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "llm.pt")])

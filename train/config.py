@@ -30,6 +30,9 @@ class ModelSection:
     # Trained SAM2 weights for a fresh run (an official SAM2 checkpoint, a SAM2 state-dict file, or a
     # VideoGLaMM folder / shipped name), copied over whatever `weights` gave; see modeling.sam2_weights.
     sam2_weights: str | None = None
+    # Trained LLM weights for a fresh run: a state-dict file of the language model (what
+    # train/llm_synthetic.py writes), copied strictly over whatever `weights` gave.
+    llm_weights: str | None = None
     lora: bool = False  # wrap the LLM with LoRA (config.lora); the official recipe does
     train_llm: bool = False  # train every LLM weight (only for from-scratch models such as the tiny demo)
     gradient_checkpointing: bool = False

@@ -67,7 +67,7 @@ class Trainer:
         # A random-init model is rebuilt from the seed even on resume, not loaded from base/: tensors
         # allocated the same way keep the arithmetic bit-identical to an uninterrupted run.
         self.model = build_model(cfg.model, cfg.train.seed)
-        if run_writes_base(cfg.model.weights, cfg.model.sam2_weights):
+        if run_writes_base(cfg.model.weights, cfg.model.sam2_weights, cfg.model.llm_weights):
             if self.resume_dir is not None:
                 _check_same_weights(self.model, base)
             elif env_rank == 0:  # export needs the frozen parts of a model that exists nowhere else

@@ -42,7 +42,38 @@ def build_model(cfg: ModelSection, seed: int, base_dir: str | Path | None = None
         model.processor = VideoGLaMMProcessor(config, VideoGLaMMProcessor.from_preset(cfg.preset).tokenizer)
     if cfg.sam2_weights is not None:
         copy_sam2_weights(model.mask_decoder.model, cfg.sam2_weights)
+    if cfg.llm_weights is not None:
+        copy_llm_weights(model, cfg.llm_weights)
     return model
+
+
+def copy_llm_weights(model: "VideoGLaMM", path: str | Path) -> None:
+    """Copy a language-model state dict (a `torch.save` file) into `model.language_model`, strictly.
+
+    Raises:
+        CheckpointError: the file is missing or unreadable, or its keys or shapes differ from the model's
+            (all of them listed); the model is unchanged when this is raised.
+    """
+    from videoglamm.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model.llm_weights: {path} does not exist; write it with train/llm_synthetic.py")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"model.llm_weights: cannot read {path}: {err}") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"model.llm_weights: {path} does not hold a state dict of tensors")
+    lm = model.language_model
+    expected = lm.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    shapes = sorted(f"{k}: model {tuple(expected[k].shape)} vs file {tuple(state[k].shape)}"
+                    for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"model.llm_weights {path} does not fit the recipe's LLM: missing {missing}, "
+                              f"unexpected {unexpected}, shape mismatches {shapes}")
+    lm.load_state_dict(state, strict=True)
 
 
 def prepare_for_training(model: "VideoGLaMM", cfg: ModelSection) -> "VideoGLaMM":

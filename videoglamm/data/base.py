@@ -131,8 +131,23 @@ class ReaderBase(Dataset, abc.ABC):
         Raises:
             BadSampleError: when this sample is unusable.
         """
-        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
-        return self._load(self._records[index], rng)
+        return self._load(self._records[index], self._rng(index))
+
+    def _rng(self, index: int) -> random.Random:
+        return random.Random(f"{self.seed}:{self.epoch}:{index}")
+
+    def text(self, index: int) -> tuple[str, str]:
+        """The (question, answer) of record `index` without its frames or masks, with the same template
+        draws as `load` (for text-only stages such as `train/llm_synthetic.py`).
+
+        Raises:
+            TypeError: this reader has no text-only view (no `text_pair` method).
+            BadSampleError: the record's text is unusable.
+        """
+        text_pair = getattr(self, "text_pair", None)
+        if text_pair is None:
+            raise TypeError(f"{type(self).__name__} ({self.dataset_name}) has no text-only view (text_pair)")
+        return text_pair(self._records[index], self._rng(index))
 
     def __getitem__(self, index: int) -> Sample:
         """Load record `index`, or the next usable one after it if it is bad (warned and counted).

@@ -57,17 +57,17 @@ def read_trainer_state(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def run_writes_base(weights: str | None, sam2_weights: str | None) -> bool:
+def run_writes_base(weights: str | None, sam2_weights: str | None, llm_weights: str | None = None) -> bool:
     """Whether a run's starting model exists nowhere as one folder, so the trainer saves it as the run's
-    `base/`: a random initialisation (no `model.weights`), or `model.weights` with another SAM2."""
-    return not weights or bool(sam2_weights)
+    `base/`: a random initialisation (no `model.weights`), or `model.weights` with another SAM2 or LLM."""
+    return not weights or bool(sam2_weights) or bool(llm_weights)
 
 
 def base_model_dir(checkpoint: str | Path, recipe: dict[str, Any]) -> Path:
     """Where the weights the run started from live: the recipe's `model.weights`, or the run's `base/`
     (see `run_writes_base`) two levels above the checkpoint."""
     weights = recipe["model"].get("weights")
-    if not run_writes_base(weights, recipe["model"].get("sam2_weights")):
+    if not run_writes_base(weights, recipe["model"].get("sam2_weights"), recipe["model"].get("llm_weights")):
         return Path(weights)
     return Path(checkpoint).resolve().parent.parent / "base"
 

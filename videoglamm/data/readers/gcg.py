@@ -80,7 +80,7 @@ class PhraseGCGReader(ReaderBase):
         masks = ObjectPNGMasks(Path(split_root))
         return cls(captions_dir, split_root, masks, frames_subdir="frames", **kwargs)
 
-    def _load(self, record: Path, rng: random.Random) -> Sample:
+    def _caption(self, record: Path) -> tuple[str, list[list[str]]]:
         data = read_json(record)
         caption = data.get("caption") if isinstance(data, dict) else None
         if not isinstance(caption, str):
@@ -88,6 +88,18 @@ class PhraseGCGReader(ReaderBase):
         answer, id_groups = phrase_caption_to_answer(caption)
         if not id_groups:
             raise BadSampleError(f"caption in {record} has no '[phrase](ids)' group to ground")
+        return answer, id_groups
+
+    def text_pair(self, record: Path, rng: random.Random) -> tuple[str, str]:
+        """The (question, answer) of one caption file without loading frames (`_load` draws the same).
+
+        Raises:
+            BadSampleError: the caption is missing or grounds nothing.
+        """
+        return gcg_question(rng), self._caption(record)[0]
+
+    def _load(self, record: Path, rng: random.Random) -> Sample:
+        answer, id_groups = self._caption(record)
         video = record.stem
         paths = list_frames(self.frames_root / video / self.frames_subdir)
         indices = uniform_indices(len(paths), self.num_frames)

@@ -128,6 +128,10 @@ class _ReferringReader(ReaderBase):
     def _record_key(self, record: Expression) -> str:
         return f"{self.frames_root / record.video} expression {record.exp_id}"
 
+    def text_pair(self, record: Expression, rng: random.Random) -> tuple[str, str]:
+        """The (question, answer) of one expression without loading its frames (`_load` draws the same)."""
+        return rvos_question(rng, record.text), seg_answer(rng, record.text, self.answer_style)
+
     def _load(self, record: Expression, rng: random.Random) -> Sample:
         indices = uniform_indices(len(record.frames), self.num_frames)
         names = [record.frames[i] for i in indices]
@@ -138,9 +142,9 @@ class _ReferringReader(ReaderBase):
         meta = {"video": record.video, "exp_id": record.exp_id, "exp": record.text}
         if record.kind is not None:
             meta["kind"] = record.kind
+        prompt, answer = self.text_pair(record, rng)
         return Sample(
-            frames=frames, prompt=rvos_question(rng, record.text),
-            answer=seg_answer(rng, record.text, self.answer_style),
+            frames=frames, prompt=prompt, answer=answer,
             masks=torch.from_numpy(masks), task="rvos",
             source=f"{self.dataset_name}/{record.video}/{record.exp_id}",
             frame_indices=indices, meta=meta,
