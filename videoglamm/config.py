@@ -162,12 +162,18 @@ class SegProjectorConfig:
 
     out_dim: int = 256
     # "before_seg": the hidden state of the token preceding [SEG] (the official/LISA convention, needed
-    # for released weights); "seg": the hidden state at the [SEG] position itself.
+    # for released weights); "seg": the hidden state at the [SEG] position itself; "phrase": the mean of
+    # the [SEG] position's and of the `<p> ... </p>` phrase's hidden states right before it (ours, for
+    # LLMs trained from scratch, whose [SEG] state barely depends on the phrase; see
+    # configs/train/tiny_synthetic.yaml).
     hidden_source: str = "before_seg"
 
     def __post_init__(self) -> None:
-        _check(self.hidden_source in ("before_seg", "seg"),
-               f"seg_projector.hidden_source must be 'before_seg' or 'seg', got {self.hidden_source!r}")
+        _check(self.hidden_source in HIDDEN_SOURCES,
+               f"seg_projector.hidden_source must be one of {HIDDEN_SOURCES}, got {self.hidden_source!r}")
+
+
+HIDDEN_SOURCES = ("before_seg", "seg", "phrase")
 
 
 @dataclass

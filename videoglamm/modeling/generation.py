@@ -9,6 +9,7 @@ extra forward pass and no re-encoding of the video is needed (the official pipel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -53,6 +54,7 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    phrase_index: Callable[[Sequence[int]], list[int]] | None = None,
 ) -> GenerationOutput:
     """Decode one sequence.
 
@@ -62,22 +64,28 @@ def generate(
         seg_token_id: id of `[SEG]`.
         stop_ids: ids that end generation (`<|end|>`, the end-of-text id).
         hidden_source: "before_seg" keeps the hidden state of the position that predicts `[SEG]`;
-            "seg" keeps the hidden state at the `[SEG]` position (computed when `[SEG]` is fed back).
+            "seg" keeps the hidden state at the `[SEG]` position (computed when `[SEG]` is fed back);
+            "phrase" averages that one with the hidden states of the phrase tokens before it.
         max_new_tokens: generation budget.
         use_cache: KV cache (default) or full recomputation every step.
         do_sample, temperature, top_p, generator: sampling; greedy unless `do_sample`.
+        phrase_index: for "phrase": maps the generated ids so far (ending with `[SEG]`) to k per id, k > 0 at
+            the phrase of the k-th `[SEG]` (`VideoGLaMMProcessor.generated_phrase_index`).
 
     Returns:
         `GenerationOutput`.
     """
+    if hidden_source == "phrase" and phrase_index is None:
+        raise ValueError('hidden_source "phrase" needs phrase_index (see VideoGLaMMProcessor.generated_phrase_index)')
     embed = lm.get_input_embeddings()
     tokens: list[int] = []
+    token_hidden: list[torch.Tensor] = []  # hidden state at each generated token, once it has been fed
     seg_hidden: list[torch.Tensor] = []
     past = None
     sequence = prompt_embeds
     step_input = prompt_embeds
     stopped = False
-    pending_seg = False  # "seg" source: the hidden state of a just-emitted [SEG] is still to be computed
+    pending_seg = False  # "seg"/"phrase" source: the hidden state of a just-emitted [SEG] is still to be computed
     for _ in range(max_new_tokens + 1):
         if len(tokens) == max_new_tokens and not pending_seg:
             break
@@ -87,8 +95,10 @@ def generate(
         else:
             out = lm.model(inputs_embeds=sequence, use_cache=False)
         last = out.last_hidden_state[:, -1]  # (1, hidden)
+        if tokens:
+            token_hidden.append(last[0])
         if pending_seg:
-            seg_hidden.append(last[0])
+            seg_hidden.append(last[0] if hidden_source == "seg" else _phrase_mean(tokens, token_hidden, phrase_index))
             pending_seg = False
         if len(tokens) == max_new_tokens:
             break
@@ -107,3 +117,12 @@ def generate(
             sequence = torch.cat([sequence, step_input], dim=1)
     hidden = torch.stack(seg_hidden) if seg_hidden else prompt_embeds.new_zeros(0, prompt_embeds.shape[-1])
     return GenerationOutput(token_ids=tokens, seg_hidden=hidden, stopped=stopped)
+
+
+def _phrase_mean(tokens: list[int], token_hidden: list[torch.Tensor],
+                 phrase_index: Callable[[Sequence[int]], list[int]]) -> torch.Tensor:
+    """Mean of the last `[SEG]`'s hidden state and its phrase's (as in `seg_hidden_states`)."""
+    index = phrase_index(tokens)
+    k = tokens.count(tokens[-1])  # tokens[-1] is the [SEG] just fed: it is the k-th one
+    rows = [i for i, v in enumerate(index[:-1]) if v == k] + [len(tokens) - 1]
+    return torch.stack([token_hidden[i] for i in rows]).mean(0)

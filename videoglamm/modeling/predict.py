@@ -139,7 +139,7 @@ def answer(
                 model.language_model, embeds, seg_token_id=model.config.tokens.seg_token_id, stop_ids=stop_ids,
                 hidden_source=model.config.seg_projector.hidden_source, max_new_tokens=opts.max_new_tokens,
                 use_cache=opts.use_cache, do_sample=opts.do_sample, temperature=opts.temperature,
-                top_p=opts.top_p, generator=generator,
+                top_p=opts.top_p, generator=generator, phrase_index=processor.generated_phrase_index,
             )
             seg = model.seg_projector(out.seg_hidden.to(dtype))
         results.append((processor.decode(out.token_ids), out.token_ids, seg, indices))

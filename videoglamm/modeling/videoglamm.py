@@ -18,7 +18,7 @@ from videoglamm.modeling.adapters import VisionAdapter
 from videoglamm.modeling.llm import build_llm, causal_lm, has_lora, set_llm_trainable, unwrap_merged, wrap_with_lora
 from videoglamm.modeling.losses import mask_bce, mask_dice
 from videoglamm.modeling.outputs import VideoGLaMMOutput
-from videoglamm.modeling.seg_projector import SegProjector, seg_hidden_positions
+from videoglamm.modeling.seg_projector import SegProjector, seg_hidden_states
 from videoglamm.processing.tokens import IGNORE_INDEX
 
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ class VideoGLaMM(nn.Module):
         frame_indices: torch.Tensor | None = None,
         original_sizes: torch.Tensor | None = None,
         mask_valid: list[torch.Tensor] | None = None,
+        seg_phrase_index: torch.Tensor | None = None,
     ) -> VideoGLaMMOutput:
         """Teacher-forced forward with losses.
 
@@ -177,6 +178,7 @@ class VideoGLaMM(nn.Module):
             frame_indices, original_sizes: bookkeeping from the processor (not used by the forward).
             mask_valid: per sample bool (num_seg, Ts); (mask, frame) pairs marked False get no mask loss
                 (frames without annotation). None: every pair is supervised.
+            seg_phrase_index: (B, L) from the processor; required by `seg_projector.hidden_source: phrase`.
 
         Returns:
             `VideoGLaMMOutput`.
@@ -194,7 +196,7 @@ class VideoGLaMM(nn.Module):
             lm_loss = F.cross_entropy(
                 logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
             )
-        seg_embeddings = self.seg_embeddings(input_ids, hidden)
+        seg_embeddings = self.seg_embeddings(input_ids, hidden, seg_phrase_index)
         pred_masks: list[torch.Tensor] = []
         bce = dice = None
         if masks is not None:
@@ -210,11 +212,14 @@ class VideoGLaMM(nn.Module):
             pred_masks=pred_masks, seg_embeddings=seg_embeddings, last_hidden_state=hidden,
         )
 
-    def seg_embeddings(self, input_ids: torch.Tensor, hidden: torch.Tensor) -> list[torch.Tensor]:
-        """Projected `[SEG]` prompts per sample, (num_seg_b, D), in reading order."""
-        pos = seg_hidden_positions(input_ids, self.config.tokens.seg_token_id, self.config.seg_projector.hidden_source)
-        projected = self.seg_projector(hidden[pos[:, 0], pos[:, 1]])
-        counts = torch.bincount(pos[:, 0], minlength=input_ids.shape[0]).tolist()
+    def seg_embeddings(self, input_ids: torch.Tensor, hidden: torch.Tensor,
+                       seg_phrase_index: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Projected `[SEG]` prompts per sample, (num_seg_b, D), in reading order (see `seg_hidden_states`)."""
+        seg_id = self.config.tokens.seg_token_id
+        states = seg_hidden_states(input_ids, hidden, seg_id, self.config.seg_projector.hidden_source,
+                                   seg_phrase_index)
+        projected = self.seg_projector(states)
+        counts = torch.bincount((input_ids == seg_id).nonzero()[:, 0], minlength=input_ids.shape[0]).tolist()
         return list(projected.split(counts))
 
     def _mask_losses(

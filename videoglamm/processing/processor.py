@@ -22,7 +22,9 @@ import torch
 from videoglamm.config import VideoGLaMMConfig
 from videoglamm.errors import CheckpointError, InputError, ShapeMismatchError, TokenCountError
 from videoglamm.processing.frames import sample_frame_indices, subsample
-from videoglamm.processing.tokens import IGNORE_INDEX, SEG_TOKEN, VIDEO_TOKEN, render_answer, render_prompt
+from videoglamm.processing.tokens import (
+    IGNORE_INDEX, SEG_TOKEN, VIDEO_TOKEN, phrase_token_index, render_answer, render_prompt,
+)
 from videoglamm.processing.transforms import clip_transform, stretch_transform
 from videoglamm.processing.video_io import VideoLike, as_frames
 
@@ -175,6 +177,20 @@ class VideoGLaMMProcessor:
         answer_ids = self._ids(render_answer(answer))
         return prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids
 
+    def answer_phrase_index(self, answer: str) -> list[int]:
+        """Per token of the rendered answer (as `tokenize` encodes it): k inside the `<p> ... </p>` phrase
+        of the k-th `[SEG]`, else 0 (what `seg_projector.hidden_source: phrase` pools)."""
+        text = render_answer(answer)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return phrase_token_index(text, [tuple(o) for o in enc["offset_mapping"]])
+
+    def generated_phrase_index(self, ids: Sequence[int]) -> list[int]:
+        """`answer_phrase_index` for generated token ids (offsets from decoding growing prefixes)."""
+        ends = [len(self.tokenizer.decode(list(ids[:i + 1]), skip_special_tokens=False,
+                                          clean_up_tokenization_spaces=False)) for i in range(len(ids))]
+        text = self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return phrase_token_index(text, list(zip([0, *ends[:-1]], ends)))
+
     # -- batch -------------------------------------------------------------------------------------
     def __call__(
         self,
@@ -200,7 +216,8 @@ class VideoGLaMMProcessor:
             dict with `input_ids`, `attention_mask`, `pixel_values_image` (B, Te, 3, Si, Si),
             `pixel_values_video` (B, Te, 3, Sv, Sv), `frame_indices` (B, Te), `original_sizes` (B, 2), and with
             answers: `labels`; with masks: `sam_pixel_values` (B, Ts, 3, S, S) and `masks` (list of float
-            (num_seg, Ts, H, W)); with mask_valid: `mask_valid` (list of bool (num_seg, Ts)).
+            (num_seg, Ts, H, W)); with mask_valid: `mask_valid` (list of bool (num_seg, Ts)); with answers and
+            `seg_projector.hidden_source: phrase`: `seg_phrase_index` (B, L), see `answer_phrase_index`.
 
         Raises:
             InputError / TokenCountError / ShapeMismatchError naming the sample and the mismatch.
@@ -218,12 +235,17 @@ class VideoGLaMMProcessor:
             raise InputError("mask_valid needs masks and one entry (or None) per sample")
         valid_out: list[torch.Tensor] = []
         ids, labels, image, video, indices, sizes, sam, targets = [], [], [], [], [], [], [], []
+        pool_phrases = answers is not None and self.config.seg_projector.hidden_source == "phrase"
+        phrase_rows: list[list[int]] = []
         for i in range(n):
             frames = as_frames(videos[i])
             enc = self._encode_frames(frames, frame_sampling, None)
             tok_ids, tok_labels = self.tokenize(prompts[i], answers[i] if answers is not None else None)
             ids.append(tok_ids)
             labels.append(tok_labels)
+            if pool_phrases:
+                answer_index = self.answer_phrase_index(answers[i])
+                phrase_rows.append([0] * (len(tok_ids) - len(answer_index)) + answer_index)
             image.append(enc.pixel_values_image)
             video.append(enc.pixel_values_video)
             indices.append(enc.frame_indices)
@@ -241,6 +263,10 @@ class VideoGLaMMProcessor:
             frame_indices=torch.tensor(indices, dtype=torch.long),
             original_sizes=torch.tensor(sizes, dtype=torch.long),
         )
+        if pool_phrases:
+            batch["seg_phrase_index"] = torch.zeros_like(batch["input_ids"])
+            for row, values in enumerate(phrase_rows):
+                batch["seg_phrase_index"][row, : len(values)] = torch.tensor(values)
         if masks is not None:
             batch["sam_pixel_values"] = torch.stack(sam)
             batch["masks"] = targets
