@@ -18,7 +18,7 @@ def test_shipped_model_and_eval_synthetic():
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert size < 8 * 2**20, f"shipped model is {size / 2**20:.1f} MB"
     model = VideoGLaMM.from_pretrained("videoglamm-tiny-synthetic").eval()
-    assert model.config.sam2.train_all and model.config.sam2.image_size == 128
+    assert model.config.sam2.image_size == 128 and model.config.seg_projector.hidden_source == "phrase"
     with torch.no_grad():
         table = evaluate(model, num_videos=2, seed=1000, num_frames=8, mask_mode="framewise", progress=False)
     assert table["all"]["expressions"] > 0 and table["gcg"]["videos"] == 2

@@ -11,7 +11,8 @@ so nothing in its answer, and nothing its `[SEG]` hidden state could carry, depe
 was asked for. This script gives it that ability cheaply: the LLM alone learns the (question, answer)
 text of the recipe's datasets (each reader's `text_pair`, with the same templates and answer style),
 with the video placeholders filled by random vectors of the scale the recipe's visual adapters produce
-at initialisation, so the LLM learns to read past them. Text steps are ~50x cheaper than multimodal ones.
+at initialisation, so the LLM learns to read past them. It is cheap: a step of 32 text samples took 0.22 s
+on one thread (4,000 steps in 864 s beside another job), where the multimodal run needs ~0.45 s for 4 samples.
 
 The LLM weights are written as a state dict (`torch.save`, atomically), which `model.llm_weights` of the
 recipe loads. Every `--eval-every` steps the held-out expressions (synthetic seed 1000) are scored
