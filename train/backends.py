@@ -9,9 +9,11 @@ reported one process and the DeepSpeed-specific `gather` then crashed (reference
 Driving `deepspeed.initialize` ourselves works the same under torchrun, `accelerate launch` and the
 `deepspeed` launcher, on CPU (gloo) and GPU alike.
 
-ZeRO-3 status: the engine builds and runs forward, but SAM2Base's directly held parameters
-(`no_mem_embed`, ...) are read by the SAM2 wrapper outside any module forward, so ZeRO-3 hands them over
-partitioned (empty) and the step fails; `tests/test_train_distributed.py` keeps a strict xfail on it.
+ZeRO-3: SAM2Base's directly held parameters (`no_mem_embed`, ...) are read by the SAM2 wrapper outside
+any module forward, where ZeRO-3 would hand them over partitioned (empty); they are registered as external
+parameters of the top module (`sam2_direct_parameters`), which works while they are frozen: every recipe
+but `sam2.train_all` (ConfigError under ZeRO-3; use ZeRO-2 there). `tests/test_train_distributed.py` runs
+2 steps on 2 processes and finds ZeRO-2's losses and weights.
 
 Both backends expose the same small interface to the loop: forward, backward (scaled by the
 accumulation), step (clip, update, schedule) or skip (drop the window's gradients), collectives,
@@ -154,6 +156,30 @@ def deepspeed_config(path: str | Path, train: TrainSection, world_size: int) -> 
     return cfg
 
 
+def sam2_direct_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters a `SAM2Base` holds itself (`no_mem_embed`, `maskmem_tpos_enc`, ...), not in a submodule.
+
+    ZeRO-3 gathers a partitioned parameter when the forward of the module that holds it runs, but
+    SAM2Base's own forward never does: its parts are called one by one. They are registered as external
+    parameters of the top module, so they are whole for the whole forward. Their gradients would have to be
+    reduced outside any module's backward, which ZeRO-3 does not do, so they must be frozen.
+
+    Raises:
+        ConfigError: one of them is trainable (`sam2.train_all`).
+    """
+    from sam2.modeling.sam2_base import SAM2Base
+
+    direct = [(f"{name}.{pname}" if name else pname, param)
+              for name, module in model.named_modules() if isinstance(module, SAM2Base)
+              for pname, param in module.named_parameters(recurse=False)]
+    trainable = [name for name, param in direct if param.requires_grad]
+    if trainable:
+        raise ConfigError(f"ZeRO-3 cannot train the parameters SAM2Base holds outside its submodules "
+                          f"({', '.join(trainable)}): set sam2.train_all false (the official recipe trains the "
+                          f"mask decoder only) or use configs/deepspeed/zero2.json")
+    return [param for _, param in direct]
+
+
 class DeepSpeedBackend:
     """A DeepSpeed engine with a torch AdamW and our schedule.
 
@@ -177,10 +203,13 @@ class DeepSpeedBackend:
         scheduler = build_scheduler(optimizer, optim.warmup_steps, train.max_steps)
         cfg = deepspeed_config(train.deepspeed_config, train, world)
         cfg["gradient_clipping"] = optim.grad_clip
+        external = sam2_direct_parameters(model) if cfg["zero_optimization"]["stage"] == 3 else []
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=cfg, model_parameters=params)
         self.stage = cfg["zero_optimization"]["stage"]
         self.dtype = torch.bfloat16 if train.precision == "bf16" else torch.float32
+        for param in external:  # now ZeRO-3 partitions
+            deepspeed.zero.register_external_parameter(model, param)
 
     @property
     def rank(self) -> int:
