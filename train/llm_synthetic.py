@@ -37,6 +37,8 @@ if __name__ == "__main__":
 import torch
 import torch.nn.functional as F
 
+from videoglamm.processing.tokens import IGNORE_INDEX
+
 HELD_OUT_SEED = 1000
 
 
@@ -60,7 +62,7 @@ class TextBatches:
 def encode(processor: Any, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
     """Token ids, labels (answers only) and attention mask, right-padded."""
     ids, labels = zip(*(processor.tokenize(q, a) for q, a in pairs))
-    return processor._pad(list(ids), list(labels))
+    return processor.pad(list(ids), list(labels))
 
 
 def embed(lm: torch.nn.Module, input_ids: torch.Tensor, video_token_id: int, visual_rms: float,
@@ -76,7 +78,7 @@ def lm_loss(lm: torch.nn.Module, batch: dict[str, torch.Tensor], embeds: torch.T
     """Answer-token cross-entropy and the (B, L-1) logits' argmax."""
     hidden = lm.model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).last_hidden_state
     logits = lm.lm_head(hidden)[:, :-1]
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=-100)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX)
     return loss, logits.argmax(-1)
 
 
@@ -108,7 +110,7 @@ def held_out_report(lm: torch.nn.Module, processor: Any, items: list[tuple[str, 
                                            visual_rms, generator))
         target = batch["labels"][:, 1:]
         for row, (_, _, kind) in enumerate(chunk):
-            positions = (target[row] != -100).nonzero()[1:, 0]  # skip the template's first answer token
+            positions = (target[row] != IGNORE_INDEX).nonzero()[1:, 0]  # skip the template's first answer token
             hits.setdefault(kind, []).append(bool((pred[row, positions] == target[row, positions]).all()))
     lm.train(was_training)
     return ", ".join(f"{kind} {sum(v) / len(v):.2f}" for kind, v in sorted(hits.items()))

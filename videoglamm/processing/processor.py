@@ -256,7 +256,7 @@ class VideoGLaMMProcessor:
                 targets.append(self._check_masks(i, masks[i], answers[i], frames.shape, sam_idx))
                 if mask_valid is not None:
                     valid_out.append(self._check_valid(i, mask_valid[i], targets[-1].shape[0], frames.shape[0], sam_idx))
-        batch = self._pad(ids, labels if answers is not None else None)
+        batch = self.pad(ids, labels if answers is not None else None)
         batch.update(
             pixel_values_image=torch.stack(image),
             pixel_values_video=torch.stack(video),
@@ -302,7 +302,8 @@ class VideoGLaMMProcessor:
             )
         return mask[:, sam_idx].float()
 
-    def _pad(self, ids: list[list[int]], labels: list[list[int]] | None) -> dict[str, torch.Tensor]:
+    def pad(self, ids: list[list[int]], labels: list[list[int]] | None) -> dict[str, torch.Tensor]:
+        """Right-pad token ids (and labels) of several sequences: `input_ids`, `attention_mask`, `labels`."""
         length = max(len(x) for x in ids)
         pad_id = self.config.llm.pad_token_id
         input_ids = torch.full((len(ids), length), pad_id, dtype=torch.long)
