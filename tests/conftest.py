@@ -19,6 +19,17 @@ def tiny_processor():
     return VideoGLaMMProcessor.from_preset("videoglamm-tiny")
 
 
+def overfit(model, batch, steps, lr=1e-2):
+    """Teach `model` one batch (a few seconds for the tiny preset), then put it in eval mode."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    for _ in range(steps):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
 def random_video(t=6, h=40, w=52, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
 

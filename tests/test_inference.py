@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import overfit
 from videoglamm import VideoGLaMM, VideoGLaMMProcessor
 from videoglamm.config import VideoGLaMMConfig
 from videoglamm.errors import CheckpointError, InputError, VideoReadError
@@ -32,13 +33,7 @@ def two_seg_model():
     processor = VideoGLaMMProcessor.from_preset("videoglamm-tiny")
     model.processor = processor
     batch = processor(videos=[_video()], prompts=["describe"], answers=[ANSWER])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(60):
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    overfit(model, batch, steps=60)
     # An untrained SAM2 scores every object absent; raise the object-score bias so masks are non-trivial.
     with torch.no_grad():
         model.mask_decoder.model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(5.0)

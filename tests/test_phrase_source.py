@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import overfit
 from videoglamm import VideoGLaMM, VideoGLaMMProcessor
 from videoglamm.config import VideoGLaMMConfig
 from videoglamm.errors import ConfigError, InputError
@@ -72,13 +73,7 @@ def test_generation_pools_like_the_training_forward():
     proc = VideoGLaMMProcessor(model.config, VideoGLaMMProcessor.from_preset("videoglamm-tiny").tokenizer)
     model.processor = proc
     batch = proc(videos=[_video()], prompts=["describe"], answers=[ANSWER])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(200):
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    overfit(model, batch, steps=200)
     enc = proc.encode_video(_video())
     prompt_ids, _ = proc.tokenize("describe")
     stop = {proc.tokenizer.convert_tokens_to_ids(END_TAG), model.config.llm.eos_token_id}
