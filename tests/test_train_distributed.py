@@ -1,5 +1,5 @@
 """Launched runs: SIGKILL + resume equals an uninterrupted run; 2-process DDP equals 1 process with the
-same global batch; DeepSpeed ZeRO-2 (and, marked slow, ZeRO-3) really runs 2 processes."""
+same global batch; DeepSpeed ZeRO-2 and ZeRO-3 really run 2 processes (ZeRO-3 matching ZeRO-2)."""
 
 import json
 import os
