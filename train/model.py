@@ -55,6 +55,7 @@ def copy_llm_weights(model: "VideoGLaMM", path: str | Path) -> None:
             (all of them listed); the model is unchanged when this is raised.
     """
     from videoglamm.errors import CheckpointError
+    from videoglamm.modeling.persistence import load_state_strict
 
     path = Path(path)
     if not path.is_file():
@@ -65,15 +66,8 @@ def copy_llm_weights(model: "VideoGLaMM", path: str | Path) -> None:
         raise CheckpointError(f"model.llm_weights: cannot read {path}: {err}") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"model.llm_weights: {path} does not hold a state dict of tensors")
-    lm = model.language_model
-    expected = lm.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    shapes = sorted(f"{k}: model {tuple(expected[k].shape)} vs file {tuple(state[k].shape)}"
-                    for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or shapes:
-        raise CheckpointError(f"model.llm_weights {path} does not fit the recipe's LLM: missing {missing}, "
-                              f"unexpected {unexpected}, shape mismatches {shapes}")
-    lm.load_state_dict(state, strict=True)
+    load_state_strict(model.language_model, state, f"model.llm_weights {path}",
+                      hint="; was it written by train/llm_synthetic.py for this recipe's LLM?")
 
 
 def prepare_for_training(model: "VideoGLaMM", cfg: ModelSection) -> "VideoGLaMM":

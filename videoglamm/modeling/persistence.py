@@ -205,6 +205,28 @@ def load_adapter(model: "VideoGLaMM", path: str | os.PathLike) -> None:
     copy_trainable(model, load_file(path / ADAPTER_WEIGHTS), path / ADAPTER_WEIGHTS)
 
 
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, hint: str = "") -> None:
+    """Load `state` into `module` only if its keys and shapes are exactly the module's.
+
+    Args:
+        what: names the weights in the message (e.g. "model.llm_weights runs/llm.pt").
+        hint: appended to the message (the likely cause).
+
+    Raises:
+        CheckpointError: listing every missing and unexpected key and every shape mismatch; `module` is
+            unchanged when this is raised.
+    """
+    expected = module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    shapes = sorted(f"{k}: model {tuple(expected[k].shape)} vs source {tuple(state[k].shape)}"
+                    for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"{what} does not fit the model ({len(missing)} missing, {len(unexpected)} "
+                              f"unexpected, {len(shapes)} shape mismatches): missing {missing}, unexpected "
+                              f"{unexpected}, shape mismatches {shapes}{hint}")
+    module.load_state_dict(state, strict=True)
+
+
 def copy_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | os.PathLike,
                    hint: str = "") -> None:
     """Copy `state` into the trainable parameters of `model`; its names must be exactly that set.

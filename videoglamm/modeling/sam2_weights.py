@@ -80,15 +80,7 @@ def copy_sam2_weights(sam: torch.nn.Module, source: Sam2Source) -> None:
         CheckpointError: missing or unexpected keys, or shape mismatches (all of them listed), or an
             unreadable source. `sam` is unchanged when this is raised.
     """
-    state = sam2_state_dict(source)
-    expected = sam.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k}: model {tuple(expected[k].shape)} vs source {tuple(state[k].shape)}"
-                    for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or shapes:
-        # Most often an architecture mismatch (e.g. sam2.image_size or Hiera overrides differ from the source).
-        raise CheckpointError(
-            f"SAM2 weights do not match the model's SAM2 ({len(missing)} missing, {len(unexpected)} unexpected, "
-            f"{len(shapes)} shape mismatches). Missing: {missing}. Unexpected: {unexpected}. Shapes: {shapes}")
-    sam.load_state_dict(state, strict=True)
+    from videoglamm.modeling.persistence import load_state_strict
+
+    load_state_strict(sam, sam2_state_dict(source), "the SAM2 weights",
+                      hint="; do sam2.image_size and the Hiera overrides match those the weights were trained with?")
