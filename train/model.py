@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def build_model(cfg: ModelSection, seed: int, base_dir: str | Path | None = None) -> "VideoGLaMM":
     """The recipe's model, before LoRA: loaded from `base_dir` (or `cfg.weights`), else randomly
     initialised from `seed` (every rank gets the same weights); a fresh run (no `base_dir`) then takes
-    its SAM2 from `cfg.sam2_weights` when set.
+    its SAM2 from `cfg.sam2_weights` and its LLM from `cfg.llm_weights` when set.
 
     Args:
         cfg: the model section.
@@ -31,7 +31,7 @@ def build_model(cfg: ModelSection, seed: int, base_dir: str | Path | None = None
     from videoglamm.modeling.videoglamm import VideoGLaMM
     from videoglamm.processing.processor import VideoGLaMMProcessor
 
-    if base_dir is not None:  # a run's saved base already holds its SAM2
+    if base_dir is not None:  # a run's saved base already holds its SAM2 and LLM
         return VideoGLaMM.from_pretrained(base_dir)
     if cfg.weights is not None:
         model = VideoGLaMM.from_pretrained(cfg.weights)
