@@ -32,8 +32,8 @@ from videoglamm.errors import ConfigError, InputError
 MODEL_KINDS = ("videoglamm", "samwise")
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 512) -> None:
-    """Model, output and frame-sampling options of every runner."""
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model, output and frame-sampling options of every runner (unset ones: the model's own defaults)."""
     parser.add_argument("--model", required=True,
                         help="VideoGLaMM or SAMWISE folder, shipped model name or preset (random weights)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (reused to resume)")
@@ -41,10 +41,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, max_new_tokens: int = 
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--num-frames", type=int,
                         help="VideoGLaMM encoder frames (default: the model config's); SAM2 sees every frame")
-    parser.add_argument("--frame-sampling", default="uniform", choices=("uniform", "first"),
-                        help="VideoGLaMM encoder frame sampling")
-    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    parser.add_argument("--mask-mode", default="track", choices=("track", "framewise"))
+    parser.add_argument("--frame-sampling", choices=("uniform", "spread", "first"),
+                        help="VideoGLaMM encoder frame sampling (default: the model's)")
+    parser.add_argument("--max-new-tokens", type=int, help="default: the model's (official: 512)")
+    parser.add_argument("--mask-mode", choices=("track", "framewise"), help="default: the model's")
     parser.add_argument("--clip-length", type=int, help="SAMWISE frames per clip (default: the config's)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -107,9 +107,14 @@ class Predictor:
         if kind == "samwise":
             options = {"clip_length": args.clip_length or model.config.inference.clip_length}
         else:
-            options = {"num_frames": args.num_frames or model.config.sampling.encoder_frames,
-                       "frame_sampling": args.frame_sampling, "max_new_tokens": args.max_new_tokens,
-                       "mask_mode": args.mask_mode}
+            from videoglamm.modeling.predict import PredictOptions
+
+            given = {"num_frames": args.num_frames, "frame_sampling": args.frame_sampling,
+                     "max_new_tokens": args.max_new_tokens, "mask_mode": args.mask_mode}
+            opts = PredictOptions.for_model(model.config, **{k: v for k, v in given.items() if v is not None})
+            options = {"num_frames": opts.num_frames or model.config.sampling.encoder_frames,
+                       "frame_sampling": opts.frame_sampling, "max_new_tokens": opts.max_new_tokens,
+                       "mask_mode": opts.mask_mode}
         return cls(name, kind, model, options)
 
     def predict(self, frames: np.ndarray, prompts: Sequence[str]) -> list[Any]:

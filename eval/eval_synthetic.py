@@ -52,7 +52,7 @@ def evaluate(model, num_videos: int, seed: int, num_frames: int, mask_mode: str,
             pred = result.masks[0].numpy().astype(bool) if result.masks else np.zeros_like(gt)
             j, f = jaccard_and_f(gt, pred)
             per_kind[kind].append((float(np.mean(j)), float(np.mean(f))))
-        seg_ok["gcg"].append(len(results[-1].masks) + results[-1].extra_segs == len(video.objects))
+        seg_ok["gcg"].append(len(results[-1].masks) == len(video.objects))
     def row(scores: list[tuple[float, float]], oks: list[bool]) -> dict:
         j, f = (float(np.mean([s[i] for s in scores])) for i in (0, 1))
         return {"expressions": len(scores), "J": j, "F": f, "J&F": (j + f) / 2,

@@ -7,7 +7,7 @@
 
 `--annotations` / `--root` are what `BurstYTVISGCGReader` (instruction JSON / BURST frames) and
 `PhraseGCGReader.mevis` / `.stvg` (caption folder / split folder) read; every frame of a video is used.
-The prompt is the official fixed one, `max_new_tokens` 512. Predicted masks lose connected components
+The prompt is the official fixed one, `max_new_tokens` the model's (official: 512). Predicted masks lose connected components
 under 20 pixels (the official `remove_small_objects`). The caption scored is the answer alone with
 `<p>` tags and `[SEG]` removed (the official script likely leaks the prompt into it: not reproduced).
 

@@ -22,8 +22,8 @@ official scripts), `done/` markers with the answers, and `result.json`:
   layout follows the official inference output folder; it was not checked against the server here;
 * ref-davis17: expressions k*4 + s of a video are object k of annotator set s (our reading of
   ReferFormer's converted meta: annot1, annot1_full_video, annot2, annot2_full_video); per set and frame the object masks become one
-  palette PNG `predictions/<set>/<video>/<frame>.png` (id = k + 1; where masks overlap, the higher
-  SAM2 object score wins, as the official argmax over probabilities). Each set is scored with both
+  palette PNG `predictions/<set>/<video>/<frame>.png` (id = k + 1; where masks overlap, the first object
+  wins, as the official argmax over binary masks; `--davis-overlap score`: the higher SAM2 object score). Each set is scored with both
   `davis-unsup` (the ReferFormer/VideoGLaMM protocol) and `davis-semi`; the 4 sets are reported
   separately and averaged. Videos are predicted whole (the official script cuts 64-frame clips).
 """
@@ -97,16 +97,27 @@ def list_expressions(root: Path, name: str) -> dict[str, list[Any]]:
     return by_video
 
 
-def _prompts(predictor: Predictor, exps: Sequence[Any]) -> list[str]:
-    # SAMWISE takes the bare expression; VideoGLaMM the official question template.
-    return [e.text if predictor.kind == "samwise" else PROMPT.format(e.text) for e in exps]
+def _prompts(predictor: Predictor, exps: Sequence[Any], keep_case: bool = False) -> list[str]:
+    # SAMWISE takes the bare expression as written; VideoGLaMM the official question template around the
+    # lower-cased expression, as the official runners ask it (`keep_case` to ask it as written).
+    if predictor.kind == "samwise":
+        return [e.text for e in exps]
+    return [PROMPT.format(e.text if keep_case else e.text.lower()) for e in exps]
 
 
-def _palette(masks: list[np.ndarray], scores: list[np.ndarray]) -> np.ndarray:
-    """Object masks (T, H, W) and scores (T,) -> uint8 (T, H, W) ids, 0 = background."""
+def _palette(masks: list[np.ndarray], scores: list[np.ndarray], overlap: str = "first") -> np.ndarray:
+    """Object masks (T, H, W) and scores (T,) -> uint8 (T, H, W) ids, 0 = background.
+
+    Where masks overlap, "first": the object listed first wins (the official argmax over binary masks);
+    "score": the one with the higher SAM2 object score that frame.
+    """
     t, h, w = masks[0].shape
-    best = np.full((t, h, w), -np.inf)
     labels = np.zeros((t, h, w), dtype=np.uint8)
+    if overlap == "first":
+        for k in reversed(range(len(masks))):  # earlier objects are written last, so they win
+            labels[masks[k]] = k + 1
+        return labels
+    best = np.full((t, h, w), -np.inf)
     for k, (mask, score) in enumerate(zip(masks, scores)):
         take = mask & (score[:, None, None] > best)
         labels[take] = k + 1
@@ -135,24 +146,25 @@ def _save_palette(labels: np.ndarray, path: Path, palette: list[int]) -> None:
     png.save(path)
 
 
-def _predict_video(predictor: Predictor, frames_root: Path, video: str, exps: list[Any]):
+def _predict_video(predictor: Predictor, frames_root: Path, video: str, exps: list[Any], keep_case: bool = False):
     frames = load_frames([frames_root / video / f"{f}.jpg" for f in exps[0].frames])
-    results = predictor.predict(frames, _prompts(predictor, exps))
+    results = predictor.predict(frames, _prompts(predictor, exps, keep_case))
     size, n = frames.shape[1:3], frames.shape[0]
     return results, [first_mask(r, size, n) for r in results]
 
 
-def _work(predictor: Predictor, out: Path, frames_root: Path, name: str, by_video: dict[str, list[Any]]):
+def _work(predictor: Predictor, out: Path, frames_root: Path, name: str, by_video: dict[str, list[Any]],
+          keep_case: bool = False, overlap: str = "first"):
     def work(video: str) -> dict[str, Any]:
         exps = by_video[video]
-        results, masks = _predict_video(predictor, frames_root, video, exps)
+        results, masks = _predict_video(predictor, frames_root, video, exps, keep_case)
         names = exps[0].frames
         if name == "ref-davis17":
             palette = davis_palette()
             scores = [r.scores[0].numpy() if r.masks else np.full(len(names), -np.inf) for r in results]
             for s, set_name in enumerate(DAVIS_SETS):
                 picked = list(range(s, len(exps), len(DAVIS_SETS)))
-                labels = _palette([masks[i] for i in picked], [scores[i] for i in picked])
+                labels = _palette([masks[i] for i in picked], [scores[i] for i in picked], overlap)
 
                 def fill(tmp: Path, labels: np.ndarray = labels) -> None:
                     for t, frame in enumerate(names):
@@ -200,6 +212,10 @@ def main(argv: Sequence[str] | None = None, predictor: Predictor | None = None) 
     parser.add_argument("--davis-gt-semi", type=Path, help="Ref-DAVIS17 GT for davis-semi")
     parser.add_argument("--davis-gt-unsup", type=Path, help="Ref-DAVIS17 GT for davis-unsup")
     parser.add_argument("--workers", type=int, default=1, help="processes scoring MeViS valid_u")
+    parser.add_argument("--keep-case", action="store_true",
+                        help="VideoGLaMM: ask the expression as written (official: lower-cased)")
+    parser.add_argument("--davis-overlap", choices=("first", "score"), default="first",
+                        help="Ref-DAVIS17 overlapping masks: the first object wins (official) or the higher score")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     bench = BENCHMARKS[args.benchmark]
@@ -208,7 +224,8 @@ def main(argv: Sequence[str] | None = None, predictor: Predictor | None = None) 
     out, store = args.out, ItemStore(args.out)
     videos = list(by_video)
     _, frames_root = _paths(args.root, bench)
-    computed = run_items(videos, _work(predictor, out, frames_root, args.benchmark, by_video), store, acc,
+    work = _work(predictor, out, frames_root, args.benchmark, by_video, args.keep_case, args.davis_overlap)
+    computed = run_items(videos, work, store, acc,
                          args.benchmark, not args.no_progress)
     if not acc.is_main_process:
         return None

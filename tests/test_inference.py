@@ -79,7 +79,7 @@ def test_two_segs_give_two_full_tracks(two_seg_model):
         assert all(m.shape == (9, 40, 52) and m.dtype == torch.bool for m in result.masks)
         assert result.scores.shape == (2, 9)
         assert any(m.any() for m in result.masks)
-        assert result.frame_indices == [0, 1, 2, 3, 5, 6, 7, 8]
+        assert result.frame_indices == np.linspace(0, 8, 8, dtype=int).tolist()  # the official rule
 
 
 def test_predict_stream_equals_predict(two_seg_model):
@@ -107,8 +107,9 @@ def test_mp4_equals_decoded_frames(two_seg_model, tmp_path):
     path = tmp_path / "clip.mp4"
     write_video(path, _video(t=8))
     decoded = VideoFile(path).get(range(8))
-    a = two_seg_model.predict(str(path), "describe", max_new_tokens=20)
+    a = two_seg_model.predict(str(path), "describe", max_new_tokens=20, video_fps=None)  # every frame
     b = two_seg_model.predict(decoded.numpy(), "describe", max_new_tokens=20)
+    assert a.frame_indices == b.frame_indices
     assert a.text == b.text
     assert all(torch.equal(x, y) for x, y in zip(a.masks, b.masks))
     torch.testing.assert_close(a.scores, b.scores)
@@ -199,13 +200,32 @@ def test_answer_without_seg_has_no_masks(two_seg_model):
     assert result.masks == [] and result.scores.shape == (0, 7)
 
 
-def test_extra_segs_are_reported(two_seg_model, caplog):
+def test_every_seg_gets_a_track(two_seg_model):
+    # The official inference tracks every [SEG] (a GCG answer may name more objects than training supervises).
     from videoglamm.modeling.predict import PredictOptions, _Source, _stream_for, collect
 
-    limit = two_seg_model.config.sam2.max_objects
-    seg = torch.randn(limit + 2, two_seg_model.config.seg_projector.out_dim)
-    with caplog.at_level(logging.WARNING):
-        stream = _stream_for(two_seg_model, two_seg_model.processor, _Source(_video()), "x", seg, [0], PredictOptions())
-    result = collect(stream)
-    assert result.extra_segs == 2 and len(result.masks) == limit
-    assert "extra_segs" in caplog.text
+    k = two_seg_model.config.sam2.max_objects + 3
+    seg = torch.randn(k, two_seg_model.config.seg_projector.out_dim)
+    for mode in ("track", "framewise"):
+        opts = PredictOptions(mask_mode=mode)
+        result = collect(_stream_for(two_seg_model, two_seg_model.processor, _Source(_video()), "x", seg, [0], opts))
+        assert len(result.masks) == k and result.scores.shape == (k, 7)
+
+
+@pytest.mark.parametrize("fps, t", [(4.0, 20), (1.0, 80), (2.5, 12)])
+def test_video_files_are_decoded_for_the_encoders_as_the_official_demo(two_seg_model, tmp_path, fps, t):
+    # The official `load_video`: every round(fps / 1)-th frame from 0, then linspace(..., 64, dtype=int)
+    # when more remain; the encoders take linspace(dtype=int) of those, a short pool padded with its last.
+    path = tmp_path / "clip.mp4"
+    write_video(path, _video(t=t, w=64 + 4 * t), fps=fps)
+    pool = list(range(0, t, int(round(fps / 1))))
+    if len(pool) > 64:
+        pool = [pool[i] for i in np.linspace(0, len(pool) - 1, 64, dtype=int)]
+    n = two_seg_model.config.sampling.encoder_frames
+    if len(pool) > n:
+        expected = [pool[i] for i in np.linspace(0, len(pool) - 1, n, dtype=int)]
+    else:
+        expected = pool + [pool[-1]] * (n - len(pool))
+    result = two_seg_model.predict(str(path), "describe", max_new_tokens=4)
+    assert result.frame_indices == expected
+    assert all(m.shape[0] == t for m in result.masks)  # masks still cover every frame

@@ -11,6 +11,7 @@ import math
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import videoglamm
@@ -207,3 +208,29 @@ def test_vg_scores_boxes_per_qtype(tmp_path, request, benchmark, model):
     assert sorted(p.name for p in (out / "predictions" / "0").iterdir()) == ["00000.png", "00002.png"]
     calls = predictor.calls
     assert vg.main(argv, predictor)["computed_this_run"] == 0 and predictor.calls == calls
+
+
+def test_ref_davis_overlaps_go_to_the_first_object_as_the_official_argmax():
+    from eval.rvos import _palette
+
+    rng = np.random.default_rng(0)
+    masks = [rng.random((3, 6, 7)) > 0.4 for _ in range(3)]
+    scores = [rng.normal(size=3) for _ in range(3)]
+    # eval_referdavis_infer.py: argmax over [0.1 background, binary masks...] (torch.argmax takes the first max).
+    stacked = np.concatenate([np.full((1, 3, 6, 7), 0.1), np.stack(masks).astype(float)])
+    assert np.array_equal(_palette(masks, scores), np.argmax(stacked, axis=0).astype(np.uint8))
+    by_score = _palette(masks, scores, overlap="score")
+    both = masks[0] & masks[1]
+    winner = np.where(scores[1][:, None, None] > scores[0][:, None, None], 2, 1)
+    assert np.array_equal(by_score[both & ~masks[2]], winner[both & ~masks[2]])
+
+
+def test_videoglamm_runners_lower_case_the_expression_as_the_official_ones():
+    from types import SimpleNamespace
+
+    from eval.rvos import PROMPT, _prompts
+
+    exps = [SimpleNamespace(text="The Man in RED")]
+    assert _prompts(SimpleNamespace(kind="videoglamm"), exps) == [PROMPT.format("the man in red")]
+    assert _prompts(SimpleNamespace(kind="videoglamm"), exps, keep_case=True) == [PROMPT.format("The Man in RED")]
+    assert _prompts(SimpleNamespace(kind="samwise"), exps) == ["The Man in RED"]

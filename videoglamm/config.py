@@ -229,6 +229,47 @@ class TokenConfig:
     system_prompt: str = "You are a helpful AI assistant."
 
 
+FRAME_SAMPLINGS = ("uniform", "spread", "first")
+MASK_MODES = ("track", "framewise")
+PROMPT_FRAMES = ("first", "encoder")
+
+
+@dataclass
+class InferenceConfig:
+    """What a plain `predict()` does with this model; every field can be overridden per call.
+
+    The defaults are the official inference (`chat.py`, the eval runners): a video file is decoded at
+    1 fps and capped at 64 frames before the encoder frames are picked with a truncating linspace, SAM2
+    tracks from frame 0 with its memory, and answers get up to 512 new tokens. Masks always cover every
+    frame of the video, whatever the encoders saw.
+    """
+
+    num_frames: int | None = None  # encoder frames; None: sampling.encoder_frames
+    # "uniform": np.linspace(0, T-1, n, dtype=int), a video shorter than n gives all its frames then the
+    # last one repeated (official); "spread": rounded linspace, repeats spread over a short video;
+    # "first": the first n frames.
+    frame_sampling: str = "uniform"
+    video_fps: float | None = 1.0  # decode video files at this rate for the encoders; None: every frame
+    max_video_frames: int | None = 64  # cap (linspace) on the decoded frames before encoder sampling
+    max_new_tokens: int = 512
+    mask_mode: str = "track"  # "track": SAM2 memory propagation; "framewise": each frame on its own
+    prompt_frames: str = "first"  # "first": frame 0 carries the prompts; "encoder": every encoder frame
+
+    def __post_init__(self) -> None:
+        _check(self.frame_sampling in FRAME_SAMPLINGS,
+               f"inference.frame_sampling must be one of {FRAME_SAMPLINGS}, got {self.frame_sampling!r}")
+        _check(self.mask_mode in MASK_MODES, f"inference.mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
+        _check(self.prompt_frames in PROMPT_FRAMES,
+               f"inference.prompt_frames must be one of {PROMPT_FRAMES}, got {self.prompt_frames!r}")
+        _check(self.num_frames is None or (isinstance(self.num_frames, int) and self.num_frames > 0),
+               f"inference.num_frames must be a positive integer or null, got {self.num_frames!r}")
+        _check(self.video_fps is None or self.video_fps > 0, f"inference.video_fps must be > 0 or null, got {self.video_fps}")
+        _check(self.max_video_frames is None or self.max_video_frames > 0,
+               f"inference.max_video_frames must be > 0 or null, got {self.max_video_frames}")
+        _check(isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1,
+               f"inference.max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+
+
 @dataclass
 class LossConfig:
     ce_weight: float = 1.0
@@ -247,6 +288,7 @@ _SUBCONFIGS: dict[str, type] = {
     "sampling": SamplingConfig,
     "tokens": TokenConfig,
     "loss": LossConfig,
+    "inference": InferenceConfig,
 }
 
 
@@ -320,7 +362,7 @@ class VideoGLaMMConfig(SectionedConfig):
     """Configuration of the whole VideoGLaMM model.
 
     Args:
-        image_tower, video_tower, adapter, llm, lora, seg_projector, sam2, sampling, tokens, loss:
+        image_tower, video_tower, adapter, llm, lora, seg_projector, sam2, sampling, tokens, loss, inference:
             each a dict or the matching dataclass; missing ones take the full-size defaults.
         preset: the preset name this config came from (informational; decides which shipped weights
             `from_pretrained(preset)` may find).

@@ -71,7 +71,6 @@ def write_prediction(
             "frame_indices": stream.frame_indices,
             "num_frames": stream.num_frames,
             "size": list(stream.size),
-            "extra_segs": stream.extra_segs,
             "objects": [{"id": obj, "phrase": stream.phrases[obj] if obj < len(stream.phrases) else None,
                          "masks": rles[obj], "scores": scores[obj]} for obj in range(k)],
             **(extra or {}),

@@ -14,11 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="videoglamm-tiny-synthetic", help="model folder, shipped name or preset")
     parser.add_argument("--seed", type=int, default=2026, help="which synthetic video to make")
     parser.add_argument("--frames", type=int, default=24, help="frames in the synthetic video")
-    # Framewise by default: the tiny synthetic model trains its SAM2 on frames decoded independently, so
-    # its memory attention/encoder never train and memory tracking is much worse (appearance J 0.167).
-    parser.add_argument("--mask-mode", default="framewise", choices=("framewise", "track"),
-                        help="framewise (default; the demo model's SAM2 memory is untrained) or track "
-                             "(SAM2 memory propagation, as the official inference)")
+    parser.add_argument("--mask-mode", default=None, choices=("framewise", "track"),
+                        help="default: the model's own (config.inference.mask_mode)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -55,10 +52,8 @@ def run(args: argparse.Namespace) -> int:
         "gcg": GCG_QUESTIONS[0],
     }
     print(f"video: {video_path} ({args.frames} frames; objects: {', '.join(o.name for o in video.objects)})")
-    why = " (each frame decoded on its own, as in training: the demo model's SAM2 memory never trained)" \
-        if args.mask_mode == "framewise" else ""
-    print(f"mask mode: {args.mask_mode}{why}")
-    options = PredictOptions(max_new_tokens=96, mask_mode=args.mask_mode)
+    options = PredictOptions.for_model(model.config, **({"mask_mode": args.mask_mode} if args.mask_mode else {}))
+    print(f"mask mode: {options.mask_mode}")
     for name, question in questions.items():
         stream = predict_stream(model, model._processor(), str(video_path), question, options)
         folder = write_prediction(stream, out / name, progress=not args.no_progress,

@@ -12,10 +12,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder from save_pretrained, a shipped model or a preset name")
     parser.add_argument("--out", required=True, help="output folder (one subfolder per prompt when several)")
     parser.add_argument("--num-frames", type=int, default=None, help="encoder frames (default: the model's)")
-    parser.add_argument("--frame-sampling", choices=("uniform", "first"), default="uniform")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--mask-mode", choices=("track", "framewise"), default="track")
-    parser.add_argument("--prompt-frames", choices=("first", "encoder"), default="first")
+    parser.add_argument("--frame-sampling", choices=("uniform", "spread", "first"), default=None,
+                        help="encoder frame sampling (default: the model's)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: the model's")
+    parser.add_argument("--mask-mode", choices=("track", "framewise"), default=None, help="default: the model's")
+    parser.add_argument("--prompt-frames", choices=("first", "encoder"), default=None, help="default: the model's")
     parser.add_argument("--fps", type=float, default=8.0, help="frame rate of overlay.mp4")
     parser.add_argument("--clip-length", type=int, default=None, help="SAMWISE: frames per clip (default: the model's)")
     parser.add_argument("--hsa", choices=("local", "global"), default=None,
@@ -41,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
         return run_predict(args)
     model = VideoGLaMM.from_pretrained(args.model, device=args.device).eval()
-    opts = PredictOptions(num_frames=args.num_frames, frame_sampling=args.frame_sampling,
-                          max_new_tokens=args.max_new_tokens, mask_mode=args.mask_mode, prompt_frames=args.prompt_frames)
+    given = {"num_frames": args.num_frames, "frame_sampling": args.frame_sampling,
+             "max_new_tokens": args.max_new_tokens, "mask_mode": args.mask_mode, "prompt_frames": args.prompt_frames}
+    opts = PredictOptions.for_model(model.config, **{k: v for k, v in given.items() if v is not None})
     for i, prompt in enumerate(args.prompt):
         out = Path(args.out) if len(args.prompt) == 1 else Path(args.out) / f"prompt_{i}"
         stream = predict_stream(model, model._processor(), args.video, prompt, opts)

@@ -42,7 +42,6 @@ class GroundingResult:
         masks: one bool tensor (T, H, W) per `[SEG]`, original resolution, every frame of the video.
         scores: (num_seg, T) per-object, per-frame SAM2 object-score logits (mask confidence).
         frame_indices: source frames the encoders saw.
-        extra_segs: `[SEG]` tokens beyond the configured maximum objects, which got no mask.
     """
 
     text: str
@@ -50,4 +49,3 @@ class GroundingResult:
     masks: list[torch.Tensor]
     scores: torch.Tensor
     frame_indices: list[int]
-    extra_segs: int = 0

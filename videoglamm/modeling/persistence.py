@@ -5,7 +5,7 @@ Layout of a folder written by `save_pretrained`:
     config.json              VideoGLaMMConfig
     model.safetensors        every tensor outside the LLM (towers, adapters, SEG projector, SAM2)
     llm/                     the Phi-3 LLM in Hugging Face format (so bitsandbytes can quantize it on load)
-    tokenizer files, processor_config.json
+    tokenizer files
 
 `save_pretrained(..., trainable_only=True)` writes `adapter.safetensors` (the trainable tensors, LoRA
 included) and `adapter_config.json` instead, to be loaded on top of a base with `adapter=`.

@@ -6,48 +6,55 @@ at a time, so memory does not grow with the video length (SAM2 keeps only the me
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 
-from videoglamm.errors import InputError
+from videoglamm.config import InferenceConfig
+from videoglamm.errors import ConfigError, InputError
 from videoglamm.modeling.generation import generate
 from videoglamm.modeling.outputs import GroundingResult
-from videoglamm.processing.tokens import END_TAG, PHRASE_CLOSE, PHRASE_OPEN
+from videoglamm.processing.frames import decoded_frame_pool
+from videoglamm.processing.tokens import ASSISTANT_TAG, END_TAG, PHRASE_CLOSE, PHRASE_OPEN
 from videoglamm.processing.video_io import VideoFile, VideoLike, as_frames
 
 if TYPE_CHECKING:
+    from videoglamm.config import VideoGLaMMConfig
     from videoglamm.modeling.videoglamm import VideoGLaMM
     from videoglamm.processing.processor import VideoGLaMMProcessor
 
-logger = logging.getLogger(__name__)
 _PHRASE = re.compile(re.escape(PHRASE_OPEN) + r"\s*(.*?)\s*" + re.escape(PHRASE_CLOSE), re.S)
-MASK_MODES = ("track", "framewise")
-PROMPT_FRAMES = ("first", "encoder")
-
-
 @dataclass
 class PredictOptions:
-    """Options of `predict` (all keyword arguments there).
+    """Options of `predict` (all keyword arguments there). `PredictOptions.for_model(config, **kw)` starts
+    from the model's own defaults (`config.inference`); a bare `PredictOptions()` has the official ones.
 
     Attributes:
-        num_frames: encoder frames (default: the config's); a multiple of the segment length.
-        frame_sampling: "uniform" or "first"; `frame_indices` overrides it.
+        num_frames: encoder frames (None: the config's); a multiple of the segment length.
+        frame_sampling: "uniform" (official), "spread" or "first"; `frame_indices` overrides it.
+        frame_indices: explicit source frames for the encoders.
+        video_fps, max_video_frames: how a video file is decoded for the encoders (official: 1 fps, at most
+            64 frames); None for every frame / no cap. Frame arrays and folders are used whole.
         max_new_tokens: generation budget.
         do_sample, temperature, top_p, seed: sampling; greedy unless `do_sample`.
         mask_mode: "track" (SAM2 memory propagation, as the official inference) or "framewise"
             (each frame decoded on its own, as in training).
         prompt_frames: "first" (frame 0 carries the prompts) or "encoder" (every encoder frame does).
         use_cache: KV-cached generation (False only to compare against).
+
+    Raises:
+        InputError: an unknown mode or a value out of range.
     """
 
     num_frames: int | None = None
     frame_sampling: str = "uniform"
     frame_indices: Sequence[int] | None = None
-    max_new_tokens: int = 256
+    video_fps: float | None = 1.0
+    max_video_frames: int | None = 64
+    max_new_tokens: int = 512
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -57,27 +64,59 @@ class PredictOptions:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.mask_mode not in MASK_MODES:
-            raise InputError(f"mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
-        if self.prompt_frames not in PROMPT_FRAMES:
-            raise InputError(f"prompt_frames must be one of {PROMPT_FRAMES}, got {self.prompt_frames!r}")
+        try:  # the same rules as the saved defaults, with this call's values
+            InferenceConfig(num_frames=self.num_frames, frame_sampling=self.frame_sampling, video_fps=self.video_fps,
+                            max_video_frames=self.max_video_frames, max_new_tokens=self.max_new_tokens,
+                            mask_mode=self.mask_mode, prompt_frames=self.prompt_frames)
+        except (ConfigError, TypeError) as err:
+            raise InputError(str(err).replace("inference.", "")) from None
+        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise InputError(f"sampling needs temperature > 0 and 0 < top_p <= 1, got temperature={self.temperature}, "
+                             f"top_p={self.top_p}; for deterministic answers leave do_sample=False")
+
+    @classmethod
+    def for_model(cls, config: "VideoGLaMMConfig", **overrides: Any) -> "PredictOptions":
+        """The model's inference defaults (`config.inference`) with `overrides` applied.
+
+        Raises:
+            InputError: an unknown option (the known ones are listed).
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InputError(f"unknown predict option(s) {unknown}; known options: {sorted(known)}")
+        return cls(**{**dataclasses.asdict(config.inference), **overrides})
 
 
 class _Source:
-    """Random access for the encoder frames plus an in-order frame iterator for SAM2."""
+    """Random access for the encoder frames plus an in-order frame iterator for SAM2.
 
-    def __init__(self, video: VideoLike) -> None:
+    `pool` lists the source frames the encoders choose from: for a video file, the official decoding
+    (`video_fps`, `max_video_frames`); for frames in memory, all of them.
+    """
+
+    def __init__(self, video: VideoLike, opts: PredictOptions | None = None) -> None:
+        opts = opts or PredictOptions()
         if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
             self._file: VideoFile | None = VideoFile(video)
             self._frames = None
             self.num_frames = len(self._file)
             first = self._file.get([0])[0]
+            self.pool = decoded_frame_pool(self.num_frames, self._file.fps, opts.video_fps, opts.max_video_frames)
         else:
             self._file = None
             self._frames = as_frames(video)
             self.num_frames = self._frames.shape[0]
             first = self._frames[0]
+            self.pool = list(range(self.num_frames))
         self.size = (int(first.shape[0]), int(first.shape[1]))
+
+    def encoder_indices(self, processor: "VideoGLaMMProcessor", opts: PredictOptions) -> list[int]:
+        """The source frames the encoders see under `opts`."""
+        if opts.frame_indices is not None:
+            return processor.encoder_frame_indices(self.num_frames, None, opts.frame_indices, opts.num_frames)
+        local = processor.encoder_frame_indices(len(self.pool), opts.frame_sampling, None, opts.num_frames)
+        return [self.pool[i] for i in local]
 
     def get(self, indices: Sequence[int]) -> torch.Tensor:
         return self._file.get(indices) if self._file is not None else self._frames[list(indices)]
@@ -97,7 +136,6 @@ class StreamingPrediction:
     num_frames: int
     size: tuple[int, int]
     seg_embeddings: torch.Tensor
-    extra_segs: int
     _frames: Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = field(repr=False, default=iter(()))
 
     @property
@@ -113,6 +151,13 @@ class StreamingPrediction:
         return self._frames
 
 
+def stop_token_ids(config: "VideoGLaMMConfig", tokenizer: Any) -> set[int]:
+    """Ids that end an answer: the end-of-text id and the chat tags `<|end|>` and `<|assistant|>` where the
+    tokenizer has them as single tokens (for Phi-3: {32000, 32001, 32007}, its generation config's)."""
+    vocab = tokenizer.get_vocab()
+    return {config.llm.eos_token_id} | {vocab[tag] for tag in (END_TAG, ASSISTANT_TAG) if tag in vocab}
+
+
 def answer(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: Sequence[str], opts: PredictOptions
 ) -> list[tuple[str, list[int], torch.Tensor, list[int]]]:
@@ -121,13 +166,13 @@ def answer(
     Returns:
         per prompt: (text, generated ids, projected SEG embeddings (K, D), encoder frame indices).
     """
-    indices = processor.encoder_frame_indices(source.num_frames, opts.frame_sampling, opts.frame_indices, opts.num_frames)
+    indices = source.encoder_indices(processor, opts)
     image_views, video_views = processor.encoder_views(source.get(indices))
     device, dtype = model.device, model.dtype
     with torch.no_grad():
         visual = model.encode_video(image_views[None].to(device, dtype), video_views[None].to(device, dtype))
     tok = processor.tokenizer
-    stop_ids = {tok.convert_tokens_to_ids(END_TAG), model.config.llm.eos_token_id}
+    stop_ids = stop_token_ids(model.config, tok)
     generator = torch.Generator().manual_seed(opts.seed) if opts.seed is not None else None
     results = []
     for prompt in prompts:
@@ -188,7 +233,7 @@ def predict_stream(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", video: VideoLike, prompt: str, opts: PredictOptions
 ) -> StreamingPrediction:
     """Generate the answer now; compute masks frame by frame as the result is iterated."""
-    source = _Source(video)
+    source = _Source(video, opts)
     text, _, seg, indices = answer(model, processor, source, [prompt], opts)[0]
     return _stream_for(model, processor, source, text, seg, indices, opts)
 
@@ -197,16 +242,10 @@ def _stream_for(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, text: str, seg: torch.Tensor,
     indices: list[int], opts: PredictOptions,
 ) -> StreamingPrediction:
-    limit = model.config.sam2.max_objects
-    extra = max(0, seg.shape[0] - limit)
-    if extra:
-        logger.warning("the answer has %d [SEG] tokens; masks are decoded for the first %d (sam2.max_objects), "
-                       "%d reported as extra_segs", seg.shape[0], limit, extra)
-        seg = seg[:limit]
     prompt_frames = [0] if opts.prompt_frames == "first" else sorted(set(indices))
     return StreamingPrediction(
         text=text, phrases=_PHRASE.findall(text), frame_indices=indices, num_frames=source.num_frames,
-        size=source.size, seg_embeddings=seg, extra_segs=extra,
+        size=source.size, seg_embeddings=seg,
         _frames=_mask_stream(model, processor, source, seg, prompt_frames, opts.mask_mode),
     )
 
@@ -222,7 +261,7 @@ def collect(stream: StreamingPrediction) -> GroundingResult:
         scores[:, index] = frame_scores
     return GroundingResult(
         text=stream.text, phrases=stream.phrases, masks=list(masks.unbind(0)), scores=scores,
-        frame_indices=stream.frame_indices, extra_segs=stream.extra_segs,
+        frame_indices=stream.frame_indices,
     )
 
 
@@ -232,7 +271,7 @@ def predict_many(
     """Several prompts on one video: the video is encoded once."""
     if not prompts:
         raise InputError("no prompt given")
-    source = _Source(video)
+    source = _Source(video, opts)
     out = []
     for text, _, seg, indices in answer(model, processor, source, prompts, opts):
         out.append(collect(_stream_for(model, processor, source, text, seg, indices, opts)))

@@ -298,14 +298,18 @@ class VideoGLaMM(nn.Module):
             video: a file path (read with decord), a list of PIL images or uint8 (T, H, W, 3).
             prompt: one prompt, or a list of prompts (the video is then encoded once for all).
             **options: see `videoglamm.modeling.predict.PredictOptions` (num_frames, frame_sampling,
-                frame_indices, max_new_tokens, do_sample, mask_mode, prompt_frames, ...).
+                frame_indices, max_new_tokens, do_sample, mask_mode, prompt_frames, ...); what is not given
+                comes from the model's own defaults, `config.inference`.
 
         Returns:
             `GroundingResult` (a list of them for a list of prompts).
+
+        Raises:
+            InputError: an unknown option or a value out of range, a bad video or prompt.
         """
         from videoglamm.modeling.predict import PredictOptions, predict_many
 
-        opts = PredictOptions(**options)
+        opts = PredictOptions.for_model(self.config, **options)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         results = predict_many(self, self._processor(), video, prompts, opts)
         return results[0] if isinstance(prompt, str) else results
@@ -315,7 +319,7 @@ class VideoGLaMM(nn.Module):
         `for frame_index, masks, scores in model.predict_stream(...)`, masks (K, H, W) bool."""
         from videoglamm.modeling.predict import PredictOptions, predict_stream
 
-        return predict_stream(self, self._processor(), video, prompt, PredictOptions(**options))
+        return predict_stream(self, self._processor(), video, prompt, PredictOptions.for_model(self.config, **options))
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike, trainable_only: bool = False) -> None:

@@ -11,7 +11,6 @@ covers only the answer and its `<|end|>`, samples frames and applies the three e
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ from videoglamm.processing.tokens import (
 from videoglamm.processing.transforms import clip_transform, stretch_transform
 from videoglamm.processing.video_io import VideoLike, as_frames
 
-PROCESSOR_FILE = "processor_config.json"
 PACKAGED_TOKENIZERS = Path(__file__).resolve().parent.parent / "assets" / "tokenizers"
 
 
@@ -49,13 +47,12 @@ class VideoGLaMMProcessor:
     Args:
         config: the model config (sizes, sampling, tokens).
         tokenizer: a tokenizer holding `[SEG]` and the Phi-3 chat tags.
-        frame_sampling: default encoder-frame sampling, "uniform" or "first".
+    Encoder frames are sampled as `config.inference.frame_sampling` says unless a call names another rule.
     """
 
-    def __init__(self, config: VideoGLaMMConfig, tokenizer: Any, frame_sampling: str = "uniform") -> None:
+    def __init__(self, config: VideoGLaMMConfig, tokenizer: Any) -> None:
         self.config = config
         self.tokenizer = tokenizer
-        self.frame_sampling = frame_sampling
         seg_id = tokenizer.convert_tokens_to_ids(SEG_TOKEN)
         if seg_id != config.tokens.seg_token_id:
             raise CheckpointError(
@@ -79,15 +76,17 @@ class VideoGLaMMProcessor:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{path} has no config.json; is it a folder written by save_pretrained?")
-        config = VideoGLaMMConfig.from_pretrained(path)
-        settings = json.loads((path / PROCESSOR_FILE).read_text()) if (path / PROCESSOR_FILE).is_file() else {}
-        return cls(config, load_tokenizer(path), **settings)
+        return cls(VideoGLaMMConfig.from_pretrained(path), load_tokenizer(path))
+
+    @property
+    def frame_sampling(self) -> str:
+        """The default encoder-frame sampling (`config.inference.frame_sampling`)."""
+        return self.config.inference.frame_sampling
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(path)
-        (path / PROCESSOR_FILE).write_text(json.dumps({"frame_sampling": self.frame_sampling}, indent=2) + "\n")
 
     # -- video -------------------------------------------------------------------------------------
     def encoder_frame_indices(
@@ -98,7 +97,7 @@ class VideoGLaMMProcessor:
 
         Args:
             num_video_frames: frames in the video.
-            frame_sampling: "uniform" or "first" (default: the processor's).
+            frame_sampling: "uniform", "spread" or "first" (see `sample_frame_indices`; default: the config's).
             frame_indices: explicit indices (their count must equal `num_frames`).
             num_frames: encoder frames (default `sampling.encoder_frames`); a multiple of the segment length.
 
@@ -251,7 +250,7 @@ class VideoGLaMMProcessor:
             indices.append(enc.frame_indices)
             sizes.append(enc.original_size)
             if masks is not None:
-                sam_idx = subsample(enc.frame_indices, self.config.sampling.sam_frames)
+                sam_idx = subsample(enc.frame_indices, self.config.sampling.sam_frames, frame_sampling or self.frame_sampling)
                 sam.append(self.sam_transform(frames[sam_idx]))
                 targets.append(self._check_masks(i, masks[i], answers[i], frames.shape, sam_idx))
                 if mask_valid is not None:

@@ -129,7 +129,6 @@ class SAMWISEStream:
     num_frames: int
     size: tuple[int, int]
     frame_indices: list[int]
-    extra_segs: int = 0
     _frames: Iterator[tuple[int, Tensor, Tensor, Tensor]] = field(repr=False, default=iter(()))
 
     @property
