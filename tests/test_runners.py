@@ -221,7 +221,7 @@ def test_ref_davis_overlaps_go_to_the_first_object_as_the_official_argmax():
     assert np.array_equal(_palette(masks, scores), np.argmax(stacked, axis=0).astype(np.uint8))
     by_score = _palette(masks, scores, overlap="score")
     both = masks[0] & masks[1]
-    winner = np.where(scores[1][:, None, None] > scores[0][:, None, None], 2, 1)
+    winner = np.broadcast_to(np.where(scores[1][:, None, None] > scores[0][:, None, None], 2, 1), both.shape)
     assert np.array_equal(by_score[both & ~masks[2]], winner[both & ~masks[2]])
 
 
