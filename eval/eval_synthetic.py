@@ -76,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1000, help="held-out set; the training set used seed 0")
     parser.add_argument("--frames", type=int, default=12)
-    parser.add_argument("--mask-mode", default="framewise", choices=("framewise", "track"))
+    parser.add_argument("--mask-mode", default=None, choices=("framewise", "track"),
+                        help="default: the model's own (config.inference.mask_mode)")
     parser.add_argument("--out", default=None, help="write the table as JSON here")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = VideoGLaMM.from_pretrained(args.model).eval()
+    args.mask_mode = args.mask_mode or model.config.inference.mask_mode
     start = time.time()
     with torch.no_grad():
         table = evaluate(model, args.videos, args.seed, args.frames, args.mask_mode)
