@@ -77,9 +77,9 @@ class ConceptSegmenter(torch.nn.Module):
 
     def forward(self, images: np.ndarray, concepts: list[int]) -> torch.Tensor:
         """Mask logits (N, H, W) at the frames' size."""
-        from videoglamm.processing.transforms import stretch_transform
+        from videoglamm.processing.transforms import sam2_transform
 
-        pixels = stretch_transform(torch.from_numpy(images), self.sam.image_size, self.mean, self.std)
+        pixels = sam2_transform(torch.from_numpy(images), self.sam.image_size, self.mean, self.std)
         prompts = self.concepts(torch.tensor(concepts))[:, None]
         out = self.sam.decode(self.sam.encode_frames(pixels), prompts)
         return self.sam.upsample(out.mask_logits[:, 0], tuple(images.shape[1:3]))

@@ -24,7 +24,7 @@ from videoglamm.processing.frames import sample_frame_indices, subsample
 from videoglamm.processing.tokens import (
     IGNORE_INDEX, SEG_TOKEN, VIDEO_TOKEN, phrase_token_index, render_answer, render_prompt,
 )
-from videoglamm.processing.transforms import clip_transform, stretch_transform
+from videoglamm.processing.transforms import clip_transform, internvideo_transform, sam2_transform
 from videoglamm.processing.video_io import VideoLike, as_frames
 
 PACKAGED_TOKENIZERS = Path(__file__).resolve().parent.parent / "assets" / "tokenizers"
@@ -125,7 +125,7 @@ class VideoGLaMMProcessor:
         """uint8 (T, H, W, 3) encoder frames -> (CLIP views, InternVideo2 views)."""
         it, vt = self.config.image_tower, self.config.video_tower
         return (clip_transform(chosen, it.image_size, it.mean, it.std),
-                stretch_transform(chosen, vt.image_size, vt.mean, vt.std))
+                internvideo_transform(chosen, vt.image_size, vt.mean, vt.std))
 
     def _encode_frames(
         self, frames: torch.Tensor, frame_sampling: str | None, frame_indices: Sequence[int] | None,
@@ -145,7 +145,7 @@ class VideoGLaMMProcessor:
         """uint8 (T, H, W, 3) -> SAM2 input (T, 3, S, S)."""
         sam = self.config.sam2
         vt = self.config.video_tower  # SAM2 uses ImageNet statistics, like InternVideo2
-        return stretch_transform(frames, sam.image_size, vt.mean, vt.std)
+        return sam2_transform(frames, sam.image_size, vt.mean, vt.std)
 
     # -- text --------------------------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
