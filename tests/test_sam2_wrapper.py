@@ -365,3 +365,26 @@ def test_per_frame_prompts_samwise_style_train_through_memory(decoder: SAM2MaskD
     (steps[-1].mask_logits.sum() + steps[-1].object_score_logits.sum()).backward()
     # Frame 5's mask depends on frame 0's prompt only through SAM2 memory.
     assert per_frame.grad is not None and per_frame.grad[0].abs().sum() > 0
+
+
+def test_spatial_memories_are_stored_in_bfloat16_as_the_video_predictor_does(decoder: SAM2MaskDecoder) -> None:
+    # SAM2VideoPredictor._run_single_frame_inference keeps `maskmem_features.to(torch.bfloat16)`; SAM2 then
+    # reads float32(bfloat16(x)). Compare the stored bank with the exact one, frame by frame.
+    video, p = frames(10, 64), prompts(2, 32)
+    exact = SAM2VideoTracker(decoder, memory_dtype=None, retain_all_memory=True)
+    official = SAM2VideoTracker(decoder, retain_all_memory=True)
+    worst = 0.0
+    with torch.no_grad():
+        for a, b in zip(exact.track(video, p), official.track(video, p), strict=True):
+            worst = max(worst, float((a.mask_logits - b.mask_logits).abs().max() / a.mask_logits.abs().max()))
+    assert 0 < worst < 5e-2  # the rounding reaches the tracked masks, a little
+    for store in ("cond_frame_outputs", "non_cond_frame_outputs"):
+        for t, entry in official.memory.output_dict[store].items():
+            stored = entry.stored("maskmem_features")
+            assert stored.dtype == torch.bfloat16
+            read = entry["maskmem_features"]
+            assert read.dtype == torch.float32
+            raw_official_first = exact.memory.output_dict[store][t]["maskmem_features"]
+            if t == 0:  # the prompt frame's memory comes from identical inputs: exactly the rounded value
+                assert torch.equal(read, raw_official_first.to(torch.bfloat16).float())
+            assert stored.element_size() * 2 == raw_official_first.element_size()

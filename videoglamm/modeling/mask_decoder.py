@@ -354,6 +354,7 @@ class SAM2MaskDecoder(nn.Module):
         multimask_on_tracked_frames: bool = True,
         prompts_per_frame: Callable[[int], Tensor] | None = None,
         num_frames: int | None = None,
+        memory_dtype: torch.dtype | None = torch.bfloat16,
     ) -> Iterator[TrackStep]:
         """Track K objects through a video with SAM2 memory, streaming and with bounded memory.
 
@@ -371,6 +372,7 @@ class SAM2MaskDecoder(nn.Module):
             prompts_per_frame: optional `frame_index -> (K, D)` tokens appended on every tracked frame
                 that is not a prompt frame (SAMWISE-style per-frame text prompts).
             num_frames: the video length if known (SAM2 uses it to cap object pointers on short videos).
+            memory_dtype: dtype of the stored spatial memories (official predictor: bfloat16); None: exact.
 
         Returns:
             An iterator of `TrackStep`, one per frame from the first prompt frame on.
@@ -386,6 +388,7 @@ class SAM2MaskDecoder(nn.Module):
             multimask_on_prompt_frames=multimask_on_prompt_frames,
             multimask_on_tracked_frames=multimask_on_tracked_frames,
             num_frames=num_frames,
+            memory_dtype=memory_dtype,
         )
         return tracker.track(frames, prompts, prompts_per_frame=prompts_per_frame)
 

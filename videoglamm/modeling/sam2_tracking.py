@@ -72,6 +72,25 @@ def refresh_meta_rope_caches(model: "SAM2Base") -> None:
             module.freqs_cis = module.compute_cis(end_x=side, end_y=side)
 
 
+class _StoredOutput(dict):
+    """A frame's stored output whose spatial memory is kept in a narrower dtype (SAM2's video predictor
+    keeps `maskmem_features` in bfloat16) and handed to SAM2 in the dtype it was computed in."""
+
+    def __init__(self, out: dict[str, Any], storage_dtype: torch.dtype) -> None:
+        super().__init__(out)
+        features = out["maskmem_features"]
+        self.compute_dtype = features.dtype
+        dict.__setitem__(self, "maskmem_features", features.to(storage_dtype))
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        return value.to(self.compute_dtype) if key == "maskmem_features" else value
+
+    def stored(self, key: str) -> Any:
+        """The value as stored (for `maskmem_features`: in the storage dtype)."""
+        return dict.__getitem__(self, key)
+
+
 class MemoryBank:
     """SAM2's per-video `output_dict`, trimmed to what the next frames can attend to.
 
@@ -88,11 +107,14 @@ class MemoryBank:
     Args:
         model: the tracked `SAM2Base` (its config and train/eval mode decide the windows).
         retain_all: keep every entry (memory then grows with the video).
+        storage_dtype: keep spatial memories in this dtype (the official video predictor: bfloat16,
+            half the bank's size; SAM2 reads them back as float32(bfloat16(x))); None keeps them as computed.
     """
 
-    def __init__(self, model: "SAM2Base", retain_all: bool = False) -> None:
+    def __init__(self, model: "SAM2Base", retain_all: bool = False, storage_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.retain_all = retain_all
+        self.storage_dtype = storage_dtype
         self.output_dict: dict[str, dict[int, dict[str, Any]]] = {
             "cond_frame_outputs": {},
             "non_cond_frame_outputs": {},
@@ -123,6 +145,8 @@ class MemoryBank:
             if self._pos_enc is None or [p.shape for p in self._pos_enc] != [p.shape for p in out["maskmem_pos_enc"]]:
                 self._pos_enc = out["maskmem_pos_enc"]
             out = {**out, "maskmem_pos_enc": self._pos_enc}
+        if self.storage_dtype is not None and out.get("maskmem_features") is not None:
+            out = _StoredOutput(out, self.storage_dtype)
         store = "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
         self.output_dict[store][frame_idx] = out
 
@@ -193,8 +217,9 @@ class SAM2VideoTracker:
         unless disabled; its memory is encoded from the binarised mask (`is_mask_from_pts=True`).
       * Any other frame is conditioned on the memory bank and decoded with no prompt tokens, unless
         `prompts_per_frame` supplies some (SAMWISE-style).
-      * Memory is kept in float32 on the compute device (the predictor stores bfloat16 copies), and
-        autograd follows the caller's grad mode, so training through memory (SAMWISE) works.
+      * Spatial memories are stored in `memory_dtype` (bfloat16, as the predictor stores them) and read
+        back in the compute dtype; autograd follows the caller's grad mode, so training through memory
+        works (the cast is differentiable; pass `memory_dtype=None` to keep them exact).
 
     Args:
         decoder: the `SAM2MaskDecoder` whose `model` is driven.
@@ -204,6 +229,7 @@ class SAM2VideoTracker:
         num_frames: video length if known; None = long video (only changes SAM2's pointer cap
             `min(num_frames, max_obj_ptrs_in_encoder)`, which matters for videos shorter than it).
         retain_all_memory: keep every memory entry (unbounded; to verify trimming).
+        memory_dtype: dtype the spatial memories are stored in (None: as computed).
 
     Raises:
         InputError: `prompt_frames` is empty, negative or repeated.
@@ -218,6 +244,7 @@ class SAM2VideoTracker:
         multimask_on_tracked_frames: bool = True,
         num_frames: int | None = None,
         retain_all_memory: bool = False,
+        memory_dtype: torch.dtype | None = torch.bfloat16,
     ) -> None:
         frames = [int(t) for t in prompt_frames]
         if not frames or min(frames) < 0 or len(set(frames)) != len(frames):
@@ -228,7 +255,7 @@ class SAM2VideoTracker:
         self.multimask_on_prompt_frames = multimask_on_prompt_frames
         self.multimask_on_tracked_frames = multimask_on_tracked_frames
         self.num_frames = num_frames
-        self.memory = MemoryBank(self.model, retain_all=retain_all_memory)
+        self.memory = MemoryBank(self.model, retain_all=retain_all_memory, storage_dtype=memory_dtype)
         self._num_objects: int | None = None
 
     def track(
