@@ -194,6 +194,23 @@ def _official_labels(memory, memoryless, memoryless_score, min_area, threshold):
     return 1 if ratio < threshold else 0
 
 
+def test_pseudo_label_rule_matches_the_reference_rule():
+    from videoglamm.samwise.cme import switch_pseudo_labels
+
+    g = torch.Generator().manual_seed(0)
+    memory = torch.randn(64, 12, 12, generator=g) + torch.linspace(-3, 3, 64)[:, None, None]
+    memoryless = torch.randn(64, 12, 12, generator=g) + torch.linspace(3, -3, 64)[:, None, None]
+    memory[0], memoryless[1] = -1.0, -1.0  # an empty mask: the official 0/0 falls through to label 0
+    memory[2:4], memoryless[2:4] = -1.0, -1.0
+    memory[2:4, :, :6], memoryless[2:4, :, 6:] = 1.0, 1.0  # disjoint: switch
+    memoryless[3, 0, 0] = 1.0  # 1 / 72 overlap, still below 0.1
+    scores = torch.randn(64, generator=g)
+    scores[:4] = 1.0
+    ours = switch_pseudo_labels(memory, memoryless, scores, 50, 0.1)
+    expected = [_official_labels(m, f, float(s), 50, 0.1) for m, f, s in zip(memory, memoryless, scores)]
+    assert ours.tolist() == expected and {-1, 0, 1} <= set(expected)
+
+
 def test_cme_pseudo_labels_ignore_the_padding(tiny, monkeypatch):
     real_heads, real_condition = samwise_model.decode_heads, samwise_model.condition_on_memory
     conditioned, heads = [], []

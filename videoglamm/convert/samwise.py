@@ -11,7 +11,8 @@ Official names (see tests/data/checkpoint_keys/samwise_release.tsv) -> ours:
     [1, 1, 1, P^2, A] becomes [P^2, A];
   * `conditional_memory_encoder.*` -> `conditional_memory_encoder.*` (block and head renamed). The
     official CME block applies `norm1` after attention and `norm3` after the FFN (`layers.py:107-121`):
-    they become `attention_norm` and `ffn_norm`; `norm2` is trained but never applied, so it is dropped.
+    they become `attention_norm` and `ffn_norm`; `norm2` is never applied (no gradient, no effect), so
+    it is dropped.
 Dropped through a named allow-list: RoBERTa's MLM head, fairseq's `version` and hub `_float_tensor`
 buffers, `thop` profiling counters and the CME's unused `norm2`. `to_official_samwise` is the exact
 inverse on everything kept.
