@@ -20,14 +20,19 @@ def _expected_trainable(model):
     return {f"{prefix}.{n}" for prefix, m in model.trainable_modules().items() for n, _ in m.named_parameters()}
 
 
-def test_base_preset_trainable_count_on_meta():
+@pytest.mark.parametrize("motion", [False, True])
+def test_base_preset_trainable_count_on_meta(motion):
+    # samwise.md 3.1: adapters 4,576,064, project_text 328,448, CME 331,394 of which the official block's
+    # never-applied norm2 (2 x 256) has no counterpart here; the motion projection is frozen (section 1).
     with torch.device("meta"):
-        model = SAMWISE(SAMWISEConfig.from_preset("samwise-base"))
+        model = SAMWISE(SAMWISEConfig.from_preset("samwise-base", prompt={"motion_prompt": motion}))
     counts = {k: sum(p.numel() for p in m.parameters()) for k, m in model.trainable_modules().items()}
-    assert counts == {"adapters": 4_576_064, "prompt_projection": 328_448, "conditional_memory_encoder": 331_394}
+    cme = 331_394 - 2 * 256
+    assert counts == {"adapters": 4_576_064, "prompt_projection": 328_448, "conditional_memory_encoder": cme}
     assert [sum(p.numel() for p in a.parameters()) for a in model.adapters] == [1_381_056, 1_483_904, 1_711_104]
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 5_235_906
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 5_235_906 - 2 * 256
     assert {n for n, p in model.named_parameters() if p.requires_grad} == _expected_trainable(model)
+    assert (model.motion_projection is not None) == motion
 
 
 def test_trainable_set_is_exactly_declared(tiny):

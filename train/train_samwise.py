@@ -44,14 +44,17 @@ def synthetic_pairs(num_videos: int, seed: int, num_frames: int, size: tuple[int
 
 
 def collate(model: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad-transform the clips and tokenize the expressions into a `SAMWISE.forward` batch."""
-    from videoglamm.samwise.processing import pad_transform, tokenize
+    """Pad-transform the clips and tokenize the expressions into a `SAMWISE.forward` batch.
+
+    As the official training: the longer side to S (no `resize_short_side`), captions lower-cased.
+    """
+    from videoglamm.samwise.processing import pad_transform, tokenize_captions
 
     cfg = model.config
     views = [pad_transform(item["frames"], model.sam2.image_size, cfg.mean, cfg.std) for item in items]
     return {
         "pixel_values": torch.stack([v[0] for v in views]),
-        "text": tokenize(model.tokenizer, [item["exp"] for item in items], cfg.text.max_length),
+        "text": tokenize_captions(model.tokenizer, cfg, [item["exp"] for item in items], training=True),
         "valid_size": views[0][1],  # one frame size per synthetic set
         "target_masks": torch.stack([item["masks"] for item in items]).float(),
     }

@@ -9,9 +9,13 @@ Official names (see tests/data/checkpoint_keys/samwise_release.tsv) -> ours:
   * `cmt_adapters.{i}.*` -> `adapters.{i}.*` with descriptive names; the up-projection's
     ConvTranspose2d weight [A, Cv, 1, 1] becomes a Conv2d weight [Cv, A, 1, 1]; `spatial_pos_embed`
     [1, 1, 1, P^2, A] becomes [P^2, A];
-  * `conditional_memory_encoder.*` -> `conditional_memory_encoder.*` (block and head renamed).
+  * `conditional_memory_encoder.*` -> `conditional_memory_encoder.*` (block and head renamed). The
+    official CME block applies `norm1` after attention and `norm3` after the FFN (`layers.py:107-121`):
+    they become `attention_norm` and `ffn_norm`; `norm2` is never applied (no gradient, no effect), so
+    it is dropped.
 Dropped through a named allow-list: RoBERTa's MLM head, fairseq's `version` and hub `_float_tensor`
-buffers, and `thop` profiling counters. `to_official_samwise` is the exact inverse on everything kept.
+buffers, `thop` profiling counters and the CME's unused `norm2`. `to_official_samwise` is the exact
+inverse on everything kept.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ for _p in ("weight", "bias"):
     _TEMPLATES[f"cmt_adapters.{{}}.hsa.linear.{_p}"] = f"adapters.{{}}.hsa.proj.{_p}"
     _TEMPLATES[f"cmt_adapters.{{}}.norm_pre_HSA.{_p}"] = f"adapters.{{}}.hsa.norm.{_p}"
     for _old, _new in [("linear1", "ffn_in"), ("linear2", "ffn_out"), ("norm1", "attention_norm"),
-                       ("norm2", "ffn_norm"), ("norm3", "output_norm")]:
+                       ("norm3", "ffn_norm")]:
         _TEMPLATES[f"conditional_memory_encoder.transformerBlock.{_old}.{_p}"] = f"conditional_memory_encoder.block.{_new}.{_p}"
 _TEMPLATES.update({
     "cmt_adapters.{}.proj_vis_down.0.weight": "adapters.{}.vision_down.0.weight",
@@ -80,6 +84,8 @@ DROP: dict[str, str] = {
     r"text_encoder\.model\.encoder\.sentence_encoder\.version": "fairseq serialisation version buffer",
     r"text_encoder\._float_tensor": "fairseq hub-interface device marker",
     r".*\.(total_params|total_ops)": "thop profiling counter (not a model tensor)",
+    r"conditional_memory_encoder\.transformerBlock\.norm2\.(weight|bias)":
+        "the official CME block never applies norm2 (norm1 follows attention, norm3 the FFN)",
 }
 
 

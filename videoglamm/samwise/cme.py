@@ -14,10 +14,11 @@ from torch import Tensor, nn
 
 
 class SelfAttentionBlock(nn.Module):
-    """Post-norm transformer block: attention, FFN, then a final LayerNorm.
+    """Post-norm transformer block: LayerNorm after the attention residual and after the FFN residual.
 
-    The official block has three LayerNorms (`norm1..3`); the reference report does not say how the
-    third is used. Here it normalises the block output, which keeps every parameter in use.
+    The official block (`layers.py:107-121`) owns `norm1..norm3` but applies `norm1` after attention and
+    `norm3` after the FFN; `norm2` is never used. The converter maps `norm1` -> `attention_norm`,
+    `norm3` -> `ffn_norm` and drops `norm2` by name, so the released weights compute the official output.
     """
 
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float) -> None:
@@ -27,15 +28,13 @@ class SelfAttentionBlock(nn.Module):
         self.ffn_in = nn.Linear(dim, ffn_dim)
         self.ffn_out = nn.Linear(ffn_dim, dim)
         self.ffn_norm = nn.LayerNorm(dim)
-        self.output_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, N, D) -> (B, N, D)."""
         attn, _ = self.attention(x, x, x, need_weights=False)
         x = self.attention_norm(x + self.dropout(attn))
-        x = self.ffn_norm(x + self.dropout(self.ffn_out(self.dropout(torch.relu(self.ffn_in(x))))))
-        return self.output_norm(x)
+        return self.ffn_norm(x + self.dropout(self.ffn_out(self.dropout(torch.relu(self.ffn_in(x))))))
 
 
 class ConditionalMemoryEncoder(nn.Module):
@@ -71,7 +70,8 @@ def switch_pseudo_labels(memory_logits: Tensor, memoryless_logits: Tensor, memor
     """CME targets from the two branches' masks (logits > 0), without ground truth.
 
     Args:
-        memory_logits, memoryless_logits: (B, H, W) mask logits of the two branches.
+        memory_logits, memoryless_logits: (B, H, W) mask logits of the two branches, cropped to the
+            resized frame (the official labels never count the padding).
         memoryless_scores: (B,) object-score logits of the memoryless branch.
         min_area: a frame where both masks have at most this many pixels is ignored.
         overlap_threshold: label 1 (switch) when intersection / min(area) is below it.

@@ -38,12 +38,17 @@ class TextEncoderConfig:
     dropout: float = 0.1
     # A Hugging Face name or folder, or "packaged:<name>" for a tokenizer shipped in videoglamm/assets.
     tokenizer: str = "FacebookAI/roberta-base"
-    max_length: int = 64
+    # None: captions are never cut (official); longer than the position table is an error. An int truncates
+    # every caption to that many tokens (with <s> and </s>).
+    max_length: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.hidden_size % self.num_heads == 0,
                f"text.hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         _check(self.num_layers >= 1, f"text.num_layers must be >= 1, got {self.num_layers}")
+        limit = self.max_position_embeddings - self.pad_token_id - 1  # RoBERTa positions start after the pad id
+        _check(self.max_length is None or 3 <= self.max_length <= limit,
+               f"text.max_length {self.max_length} must be None or in [3, {limit}] (the position table's limit)")
 
     def to_roberta(self) -> Any:
         """The matching `transformers.RobertaConfig`."""
@@ -94,6 +99,9 @@ class PromptConfig:
     """Text prompts for the SAM2 mask decoder."""
 
     motion_prompt: bool = False  # verb tokens as a second sparse token; off in the released models
+    # The official trainable filter leaves the motion projection frozen at its initial copy of the prompt
+    # projection; True trains it with the rest.
+    train_motion_projection: bool = False
 
 
 @dataclass
@@ -116,6 +124,12 @@ class CMEConfig:
 @dataclass
 class InferenceConfig:
     clip_length: int = 8  # T: frames per clip (HSA and TVA see the clip jointly)
+    # Frames go through torchvision Resize(resize_short_side, max_size=sam2.image_size) on PIL images, as the
+    # official evaluation (1020 at 1024 px). None: the longer side to image_size (the training-time shape).
+    resize_short_side: int | None = 1020
+    # False: prompts are tokenized as given (official inference). True: lower-cased and whitespace-collapsed
+    # like the training captions.
+    normalise_prompts: bool = False
     mask_threshold: float = 0.0  # on logits; 0 = probability 0.5
     # Empty the mask where SAM2's object score is <= 0 (the released behaviour). False for a SAM2 whose
     # object-score head was never trained (e.g. the shipped tiny synthetic one): its score is noise near 0.
@@ -179,6 +193,10 @@ class SAMWISEConfig(SectionedConfig):
 
     def _validate(self) -> None:
         a = self.adapter
+        short = self.inference.resize_short_side
+        _check(short is None or 1 <= short < self.sam2.image_size,
+               f"inference.resize_short_side {short} must be None or in [1, {self.sam2.image_size}) "
+               f"(torchvision's Resize needs max_size = sam2.image_size above it)")
         _check(a.text_layers[-1] <= self.text.num_layers,
                f"adapter.text_layers {a.text_layers} exceed the text encoder's {self.text.num_layers} layers")
         for stage, patch in zip(a.fusion_stages, a.hsa_patch_sizes):
@@ -202,10 +220,11 @@ SAMWISE_PRESETS: dict[str, dict[str, Any]] = {
         "sam2": {"variant": "configs/sam2/sam2_hiera_t.yaml", "image_size": 64,
                  "overrides": (*_TINY_SAM2_OVERRIDES, *SAMWISE_SAM2_OVERRIDES), "max_objects": 1},
         "text": {"vocab_size": 400, "hidden_size": 32, "num_layers": 4, "num_heads": 2, "intermediate_size": 64,
-                 "max_position_embeddings": 66, "tokenizer": "packaged:samwise-tiny", "max_length": 32},
+                 "max_position_embeddings": 66, "tokenizer": "packaged:samwise-tiny"},
         "adapter": {"dim": 16, "num_heads": 2, "text_layers": (2, 3, 4), "hsa_patch_sizes": (4, 2, 1)},
         "cme": {"num_heads": 2, "ffn_dim": 16, "min_area": 2, "decision_window": 2},
-        "inference": {"clip_length": 4},
+        # 63 = floor(1020 / 1024 * 64): the official resize rule at the tiny input size.
+        "inference": {"clip_length": 4, "resize_short_side": 63},
     },
 }
 

@@ -1,7 +1,8 @@
 """SAMWISE: frozen SAM2 and RoBERTa, CMT adapters between them, text prompts, and the CME.
 
 `SAMWISE(config)` builds every part; the trainable set is declared once (`declare_trainable`): the CMT
-adapters, the CME and the prompt projection(s). A clip of T frames goes through early fusion
+adapters, the CME and the prompt projection, as the official filter (the motion projection stays frozen
+unless `prompt.train_motion_projection`). A clip of T frames goes through early fusion
 (`encode_clip`); its frames are then decoded one by one with SAM2 memory (`decode_frame`). Training
 (`forward`) resets memory per clip; streaming inference (`videoglamm.samwise.streaming`) carries it
 across clips with absolute frame indices.
@@ -46,6 +47,7 @@ class TrackingState:
 
     memory: MemoryBank
     last_switch: Tensor
+    valid_size: tuple[int, int] | None = None  # resized region inside the padded frames (CME pseudo-labels)
     cme_logits: list[Tensor] = field(default_factory=list)
     cme_labels: list[Tensor] = field(default_factory=list)
 
@@ -83,6 +85,8 @@ class SAMWISE(nn.Module):
         )
         self.prompt_projection = prompt_mlp(text_dim, dim)
         self.motion_projection = prompt_mlp(text_dim, dim) if config.prompt.motion_prompt else None
+        if self.motion_projection is not None:  # the official main.py starts it as a copy of project_text
+            self.motion_projection.load_state_dict(self.prompt_projection.state_dict())
         c = config.cme
         self.conditional_memory_encoder = (
             ConditionalMemoryEncoder(dim, c.num_heads, c.ffn_dim, c.dropout) if c.enabled else None
@@ -97,7 +101,7 @@ class SAMWISE(nn.Module):
         out: dict[str, nn.Module] = {"prompt_projection": self.prompt_projection}
         if self.config.adapter.enabled:
             out["adapters"] = self.adapters
-        if self.motion_projection is not None:
+        if self.motion_projection is not None and self.config.prompt.train_motion_projection:
             out["motion_projection"] = self.motion_projection
         if self.conditional_memory_encoder is not None:
             out["conditional_memory_encoder"] = self.conditional_memory_encoder
@@ -153,10 +157,16 @@ class SAMWISE(nn.Module):
         return feats, torch.stack(tokens, dim=1)
 
     # -- per-frame decoding ------------------------------------------------------------------------
-    def new_state(self, num_objects: int) -> TrackingState:
-        """A fresh decoding state for `num_objects` objects (memory empty, no switch yet)."""
+    def new_state(self, num_objects: int, valid_size: tuple[int, int] | None = None) -> TrackingState:
+        """A fresh decoding state for `num_objects` objects (memory empty, no switch yet).
+
+        Args:
+            num_objects: B.
+            valid_size: (h', w') resized region of the padded frames; training crops the CME's masks to it.
+        """
         refresh_meta_rope_caches(self.sam2.model)
-        return TrackingState(MemoryBank(self.sam2.model), torch.zeros(num_objects, dtype=torch.long))
+        return TrackingState(MemoryBank(self.sam2.model), torch.zeros(num_objects, dtype=torch.long),
+                             None if valid_size is None else (int(valid_size[0]), int(valid_size[1])))
 
     def decode_frame(self, feats: FrameFeatures, tokens: Tensor, frame_idx: int, state: TrackingState) -> FrameDecoding:
         """Decode one frame of B objects with memory, run the CME when due, store the frame's memory.
@@ -188,8 +198,10 @@ class SAMWISE(nn.Module):
                 state.last_switch[switch.cpu()] = frame_idx
             else:
                 c = self.config.cme
-                labels = switch_pseudo_labels(out.high_res[:, 0], free.high_res[:, 0], free.object_scores[:, 0],
-                                              c.min_area, c.overlap_threshold)
+                h, w = state.valid_size if state.valid_size is not None else out.high_res.shape[-2:]
+                # Official labels compare the masks of the resized frame, never the zero padding.
+                labels = switch_pseudo_labels(out.high_res[:, 0, :h, :w], free.high_res[:, 0, :h, :w],
+                                              free.object_scores[:, 0], c.min_area, c.overlap_threshold)
                 state.cme_logits.append(logits[eligible.to(logits.device)])
                 state.cme_labels.append(labels[eligible.to(labels.device)])
         entry = encode_memory(sam, feats, memory_logits, out.object_scores)
@@ -239,7 +251,7 @@ class SAMWISE(nn.Module):
             raise ShapeMismatchError(f"target_masks {tuple(target_masks.shape)} must be (B={b}, T={t}, H, W)")
         text = text.to(pixel_values.device)
         feats, tokens = self.encode_clip(pixel_values.flatten(0, 1), text, t)
-        state = self.new_state(b)
+        state = self.new_state(b, valid_size)
         low_res, scores = self.decode_clip(feats, tokens, t, 0, state)
         size = tuple(target_masks.shape[-2:]) if target_masks is not None else tuple(valid_size)
         logits = postprocess_logits(low_res, self.sam2.image_size, valid_size, size)

@@ -20,7 +20,7 @@ from torch import Tensor
 from videoglamm.errors import InputError
 from videoglamm.modeling.outputs import GroundingResult
 from videoglamm.processing.video_io import VideoFile, VideoLike, as_frames
-from videoglamm.samwise.processing import pad_transform, postprocess_logits, tokenize
+from videoglamm.samwise.processing import pad_transform, postprocess_logits, tokenize_captions
 
 if TYPE_CHECKING:
     from videoglamm.samwise.model import SAMWISE
@@ -36,14 +36,15 @@ class ClipTracker:
         prompts: K referring expressions.
 
     Raises:
-        InputError: no prompt, or an empty one.
+        InputError: no prompt, an empty one, or one longer than the text encoder takes.
     """
 
     def __init__(self, model: "SAMWISE", prompts: Sequence[str]) -> None:
         if isinstance(prompts, str):
             raise InputError("prompts must be a list of strings, not a single string")
         self.model = model
-        self.text = tokenize(model.tokenizer, list(prompts), model.config.text.max_length).to(model.device)
+        # As given (official inference), unless `inference.normalise_prompts`.
+        self.text = tokenize_captions(model.tokenizer, model.config, list(prompts), training=False).to(model.device)
         self.state = model.new_state(len(prompts))
         self.next_frame = 0
 
@@ -66,7 +67,8 @@ class ClipTracker:
         if frames.ndim != 4 or frames.shape[0] == 0:
             raise InputError(f"a clip must be uint8 (T, H, W, 3) with T >= 1; got {tuple(frames.shape)}")
         model, k, t = self.model, self.num_objects, frames.shape[0]
-        pixels, valid = pad_transform(frames, model.sam2.image_size, model.config.mean, model.config.std)
+        pixels, valid = pad_transform(frames, model.sam2.image_size, model.config.mean, model.config.std,
+                                      short_side=model.config.inference.resize_short_side)
         pixels = pixels.to(model.device, model.dtype)
         batch = pixels.unsqueeze(0).expand(k, -1, -1, -1, -1).flatten(0, 1)  # (K*T', 3, S, S), batch-major
         with torch.no_grad():
@@ -189,7 +191,7 @@ def predict(model: "SAMWISE", video: VideoLike, prompts: Sequence[str], **option
         model, video, prompts, options: as `predict_stream`.
 
     Returns:
-        Per prompt: text = phrases[0] = the normalised prompt, masks = [(T, H, W) bool], scores (1, T).
+        Per prompt: text = phrases[0] = the prompt as tokenized, masks = [(T, H, W) bool], scores (1, T).
     """
     stream = predict_stream(model, video, prompts, **options)
     k, (h, w) = stream.num_objects, stream.size
