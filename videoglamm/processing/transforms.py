@@ -19,6 +19,18 @@ import torch
 import torch.nn.functional as F
 
 
+def to_float_nchw(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [0, 1]."""
+    return frames.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(T, 3, H, W) -> (x - mean) / std per channel."""
+    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t
+
+
 @lru_cache(maxsize=8)
 def _clip_processor(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
     try:  # transformers >= 5: the PIL implementation has its own name (CLIPImageProcessor is torchvision's)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from videoglamm.errors import InputError
-from videoglamm.processing.transforms import _normalise, _to_float_nchw
+from videoglamm.processing.transforms import normalise, to_float_nchw
 
 
 def normalise_caption(caption: str) -> str:
@@ -72,13 +72,13 @@ def pad_transform(frames: Tensor, size: int, mean: Sequence[float], std: Sequenc
         raise InputError(f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {tuple(frames.shape)}")
     if short_side is None:
         h, w = resized_size(int(frames.shape[1]), int(frames.shape[2]), size)
-        x = F.interpolate(_to_float_nchw(frames), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(to_float_nchw(frames), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     else:
         if not 1 <= short_side < size:
             raise InputError(f"short_side {short_side} must be in [1, {size}) for a {size} px input")
         x = _resize_like_torchvision_pil(frames, short_side, size)
         h, w = int(x.shape[-2]), int(x.shape[-1])
-    x = _normalise(x, mean, std)
+    x = normalise(x, mean, std)
     return F.pad(x, (0, size - w, 0, size - h)), (h, w)
 
 
