@@ -16,7 +16,7 @@ from PIL import Image
 
 from videoglamm.errors import InputError, VideoReadError
 from videoglamm.serve.render import (
-    ABSENT, LABEL_WIDTH, PENDING, ROW_HEIGHT, answer_html, cell_width, presence_strip, zip_folder,
+    ABSENT, LABEL_WIDTH, PENDING, ROW_HEIGHT, answer_html, cell_width, presence_strip, strip_width, zip_folder,
 )
 from videoglamm.serve.session import (
     SAMPLE_FRAMES, SAMPLE_INDEX, SAMPLE_SEED, SAMWISE, VIDEOGLAMM, DemoRequest, DemoResult, ModelCache, Update,
@@ -217,6 +217,15 @@ def test_presence_strip_cells():
             expected = PENDING if t >= 4 else tuple(int(c) for c in PALETTE[k]) if presence[k, t] else ABSENT
             assert tuple(image[y, x]) == expected, (k, t)
     assert image.shape[0] > 2 * ROW_HEIGHT and image.dtype == np.uint8
+    # A long video: frames share columns, a column is coloured when any of its frames has the object.
+    long = np.zeros((1, 4000), dtype=bool)
+    long[0, 2001] = True
+    image = presence_strip(long, ["a"])
+    width = strip_width(4000)
+    assert width < 4000 and image.shape[1] == LABEL_WIDTH + width + 8
+    row = image[ROW_HEIGHT // 2, LABEL_WIDTH:LABEL_WIDTH + width]
+    coloured = np.flatnonzero((row == PALETTE[0].astype(np.uint8)).all(axis=1))
+    assert list(coloured) == [2001 * width // 4000] and (row[row[:, 0] != PALETTE[0][0]] == ABSENT).all()
 
 
 def test_zip_folder_and_writer_leave_nothing_half_done(tmp_path):

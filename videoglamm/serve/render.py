@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from videoglamm.processing.tokens import PHRASE_CLOSE, PHRASE_OPEN
 from videoglamm.visualize import colour
 
 _PHRASE = re.compile(re.escape(PHRASE_OPEN) + r"\s*(.*?)\s*" + re.escape(PHRASE_CLOSE), re.S)
 # Presence strip geometry (pixels): a label column, then one cell per frame and one row per object.
-LABEL_WIDTH, ROW_HEIGHT, AXIS_HEIGHT, MAX_WIDTH = 150, 24, 16, 960
+LABEL_WIDTH, ROW_HEIGHT, AXIS_HEIGHT, STRIP_WIDTH = 150, 24, 18, 450
 ABSENT, PENDING = (60, 60, 60), (200, 200, 200)
 
 
@@ -48,13 +48,19 @@ def answer_html(text: str, phrases: Sequence[str]) -> str:
 
 
 def cell_width(num_frames: int) -> int:
-    """Width in pixels of one frame's cell in the presence strip."""
-    return max(1, min(24, (MAX_WIDTH - LABEL_WIDTH) // max(1, num_frames)))
+    """Width in pixels of one frame's cell in the presence strip (1 when frames share columns)."""
+    return max(1, min(24, STRIP_WIDTH // max(1, num_frames)))
+
+
+def strip_width(num_frames: int) -> int:
+    """Pixels the frames take in the presence strip; past STRIP_WIDTH frames, each column covers several."""
+    return min(num_frames * cell_width(num_frames), STRIP_WIDTH)
 
 
 def presence_strip(presence: np.ndarray, labels: Sequence[str], done: int | None = None) -> np.ndarray:
     """Rows = objects, columns = frames: object k's colour where its mask is non-empty, dark grey where
-    empty, light grey for frames not computed yet; a frame-number axis below.
+    empty, light grey for frames not computed yet; a frame-number axis below. A long video's frames
+    share columns: a column is coloured when the object is present in any of its frames.
 
     Args:
         presence: bool (K, T).
@@ -62,32 +68,35 @@ def presence_strip(presence: np.ndarray, labels: Sequence[str], done: int | None
         done: frames computed so far (default: all T).
 
     Returns:
-        uint8 (max(K, 1) * ROW_HEIGHT + AXIS_HEIGHT, LABEL_WIDTH + T * cell_width(T) + 8, 3).
+        uint8 (max(K, 1) * ROW_HEIGHT + AXIS_HEIGHT, LABEL_WIDTH + strip_width(T) + 8, 3).
     """
     k, t = presence.shape
     done = t if done is None else done
-    cw = cell_width(t)
+    width = strip_width(t)
     rows = max(k, 1) * ROW_HEIGHT
-    image = np.full((rows + AXIS_HEIGHT, LABEL_WIDTH + t * cw + 8, 3), 255, dtype=np.uint8)
+    image = np.full((rows + AXIS_HEIGHT, LABEL_WIDTH + width + 8, 3), 255, dtype=np.uint8)
+    x = np.arange(width)
+    first, last = x * t // width, np.maximum(x * t // width, ((x + 1) * t - 1) // width)  # frames of column x
+    present = np.logical_or.reduceat(presence, first, axis=1) if k else presence
     for row in range(k):
-        y0, y1 = row * ROW_HEIGHT + 1, (row + 1) * ROW_HEIGHT - 1  # one white pixel between rows
-        for frame in range(t):
-            fill = PENDING if frame >= done else colour(row) if presence[row, frame] else ABSENT
-            image[y0:y1, LABEL_WIDTH + frame * cw:LABEL_WIDTH + (frame + 1) * cw] = fill
+        cells = np.where(present[row][:, None], np.array(colour(row), np.uint8), np.array(ABSENT, np.uint8))
+        cells[last >= done] = PENDING
+        image[row * ROW_HEIGHT + 1:(row + 1) * ROW_HEIGHT - 1, LABEL_WIDTH:LABEL_WIDTH + width] = cells
     out = Image.fromarray(image)
     draw = ImageDraw.Draw(out)
+    font, small = ImageFont.load_default(size=13), ImageFont.load_default(size=11)  # Pillow's bundled font
     for row in range(k):
         label = labels[row] if row < len(labels) and labels[row] else f"object {row}"
         y = row * ROW_HEIGHT + (ROW_HEIGHT - 10) // 2
         draw.rectangle([2, y, 11, y + 9], fill=colour(row))
-        draw.text((16, y - 1), label[:22], fill=(0, 0, 0))
-    draw.text((2, rows + 3), "frame", fill=(90, 90, 90))
+        draw.text((16, y - 3), label[:18], fill=(0, 0, 0), font=font)
+    draw.text((2, rows + 3), "frame", fill=(90, 90, 90), font=small)
     # Label every `step`-th frame, with at least 32 pixels per label.
-    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10**9) if -(-t // s) * 32 <= t * cw)
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10**9) if -(-t // s) * 32 <= width)
     for frame in range(0, t, step):
-        x = LABEL_WIDTH + frame * cw
-        draw.line([x, rows, x, rows + 2], fill=(90, 90, 90))
-        draw.text((x + 1, rows + 3), str(frame), fill=(90, 90, 90))
+        x0 = LABEL_WIDTH + frame * width // t
+        draw.line([x0, rows, x0, rows + 2], fill=(90, 90, 90))
+        draw.text((x0 + 1, rows + 3), str(frame), fill=(90, 90, 90), font=small)
     return np.asarray(out)
 
 
