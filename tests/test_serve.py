@@ -20,7 +20,7 @@ from videoglamm.serve.render import (
 )
 from videoglamm.serve.session import (
     SAMPLE_FRAMES, SAMPLE_INDEX, SAMPLE_SEED, SAMWISE, VIDEOGLAMM, DemoRequest, DemoResult, ModelCache, Update,
-    check_upload, predict_options, run_request,
+    check_upload, run_request,
 )
 from videoglamm.visualize import PALETTE, write_video
 
@@ -64,17 +64,9 @@ def _frames(mp4):
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def test_predict_options_are_the_demo_commands():
-    # `videoglamm demo` passes max_new_tokens=96 and its --mask-mode default (framewise).
-    from videoglamm.cli import build_parser
-
-    demo = build_parser().parse_args(["demo"])
-    assert predict_options() == {"max_new_tokens": 96, "mask_mode": demo.mask_mode}
-
-
 def test_upload_matches_a_direct_predict(models, video, tmp_path):
     updates, result = _run(DemoRequest(str(video), False, VIDEOGLAMM, QUESTION), models, tmp_path, min_interval=0)
-    direct = models.get(VIDEOGLAMM).model.predict(str(video), QUESTION, **predict_options())
+    direct = models.get(VIDEOGLAMM).model.predict(str(video), QUESTION)
     assert result.text == direct.text and result.phrases == direct.phrases
     assert "yellow circle" in result.text
     got = _decoded(result.result_json)
@@ -106,7 +98,7 @@ def test_sample_video_is_the_demo_commands(models, tmp_path):
     frames = np.stack(_frames(result.video)).astype(np.int16)
     expected = generate_video(2026, 0, num_frames=24).frames.astype(np.int16)  # `videoglamm demo`'s video
     assert frames.shape == expected.shape and np.abs(frames - expected).mean() < 8  # H.264 is lossy
-    direct = models.get(VIDEOGLAMM).model.predict(str(result.video), QUESTION, **predict_options())
+    direct = models.get(VIDEOGLAMM).model.predict(str(result.video), QUESTION)
     assert result.text == direct.text
 
 
@@ -124,7 +116,7 @@ def test_two_users_at_once_get_their_own_results(models, video, tmp_path):
         t.join(timeout=120)
     assert results[0].folder != results[1].folder
     for i, q in enumerate(questions):
-        direct = models.get(VIDEOGLAMM).model.predict(str(video), q, **predict_options())
+        direct = models.get(VIDEOGLAMM).model.predict(str(video), q)
         assert results[i].text == direct.text
         for mine, theirs in zip(_decoded(results[i].result_json), direct.masks):
             np.testing.assert_array_equal(mine.astype(bool), theirs.numpy())
@@ -237,7 +229,7 @@ def test_zip_folder_and_writer_leave_nothing_half_done(tmp_path):
     out = zip_folder(tmp_path / "src", tmp_path / "m.zip")
     assert zipfile.ZipFile(out).namelist() == ["0/a.png"]
     stream = StreamingPrediction(text="t", phrases=[], frame_indices=[0], num_frames=1, size=(4, 4),
-                                 seg_embeddings=torch.zeros(1, 2), extra_segs=0)
+                                 seg_embeddings=torch.zeros(1, 2))
     with pytest.raises(RuntimeError, match="stop"):
         with PredictionWriter(stream, tmp_path / "pred") as writer:
             writer.add(0, np.zeros((4, 4, 3), np.uint8), np.ones((1, 4, 4), bool), [0.5])

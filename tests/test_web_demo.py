@@ -141,7 +141,6 @@ def test_upload_ask_watch_and_download(page, browser, server, synthetic_video, t
     from PIL import Image
 
     from videoglamm.modeling.videoglamm import VideoGLaMM
-    from videoglamm.serve.session import predict_options
 
     start = time.monotonic()
     _ask(page, synthetic_video, QUESTION)
@@ -157,9 +156,8 @@ def test_upload_ask_watch_and_download(page, browser, server, synthetic_video, t
     elapsed = time.monotonic() - start
 
     direct = VideoGLaMM.from_pretrained("videoglamm-tiny-synthetic").eval()
-    expected = direct.predict(str(synthetic_video), QUESTION, **predict_options())
-    expected_other = direct.predict(str(synthetic_video), QUESTION.replace("yellow circle", "red triangle"),
-                                    **predict_options())
+    expected = direct.predict(str(synthetic_video), QUESTION)
+    expected_other = direct.predict(str(synthetic_video), QUESTION.replace("yellow circle", "red triangle"))
     assert page.locator("#vg-answer .vg-raw").text_content() == expected.text
     assert other_page.locator("#vg-answer .vg-raw").text_content() == expected_other.text != expected.text
     other.close()

@@ -26,15 +26,6 @@ KINDS = (VIDEOGLAMM, SAMWISE)
 SAMPLE_SEED, SAMPLE_INDEX, SAMPLE_FRAMES = 2026, 0, 24
 
 
-def predict_options() -> dict[str, Any]:
-    """The options the web demo passes to `VideoGLaMM.predict_stream`: those of `videoglamm demo`.
-
-    Framewise masks because the shipped demo model's SAM2 memory never trained (see `cli/demo.py`).
-    The one place to change once a model's config carries its own inference defaults.
-    """
-    return {"max_new_tokens": 96, "mask_mode": "framewise"}
-
-
 def _has_random_weights(kind: str, name: str) -> bool:
     """A preset name (not a folder, not a shipped model) builds the architecture with random weights."""
     if Path(name).is_dir():
@@ -221,7 +212,7 @@ def run_request(request: DemoRequest, models: ModelCache, root: str | Path, *,
             stream = loaded.model.predict_stream(str(video), prompts)
             extra = {"prompts": prompts}
         else:
-            stream = loaded.model.predict_stream(str(video), prompts[0], **predict_options())
+            stream = loaded.model.predict_stream(str(video), prompts[0])  # the model's own defaults
             extra = {"prompt": prompts[0]}
         extra["model"] = models.names[request.model]
         presence = yield from _write(stream, folder / "result", extra, min_interval)
