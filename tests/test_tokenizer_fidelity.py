@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,7 @@ from videoglamm.errors import InputError, TokenCountError  # noqa: E402
 from videoglamm.processing.processor import VideoGLaMMProcessor, load_tokenizer  # noqa: E402
 
 IGNORE, IMAGE = -100, -200
+GOLDEN = Path(__file__).resolve().parent / "data" / "slow_tokenizer"
 SPIECE = "\u2581"
 SYSTEM = "<|system|>\nYou are a helpful AI assistant."
 # Phi-3's added tokens (tokenizer_config.json of Phi-3-mini): the chat tags strip the whitespace after them.
@@ -100,7 +102,7 @@ class ReferenceSlowTokenizer:
         self.sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
         cfg = json.loads((folder / "tokenizer_config.json").read_text())
         self.added = {v["content"]: (int(k), v["rstrip"]) for k, v in cfg["added_tokens_decoder"].items()}
-        assert self.added["[SEG]"][0] == seg_id
+        assert self.added.setdefault("[SEG]", (seg_id, False))[0] == seg_id  # `add_tokens("[SEG]")`
         self.named = {cfg["bos_token"], cfg["eos_token"], cfg["unk_token"], cfg["pad_token"]}
         self.add_bos = cfg["add_bos_token"]
         self.bos_id, self.pad_id = self.added["<s>"][0], self.added[cfg["pad_token"]][0]
@@ -170,7 +172,8 @@ def official_ids(tok, question: str, answer: str | None) -> tuple[list[int], lis
         if rou == "" or len(parts) != 2:
             break
         round_len, instruction_len = len(image_token_ids(rou)), len(image_token_ids(parts[0] + sep)) - 1
-        round_len, instruction_len = (round_len + 1, instruction_len + 1) if k == 0 else (round_len - 2, instruction_len - 2)
+        shift = 1 if k == 0 else -2
+        round_len, instruction_len = round_len + shift, instruction_len + shift
         target[cur:cur + instruction_len] = [IGNORE] * len(target[cur:cur + instruction_len])
         cur += round_len
     target[cur:] = [IGNORE] * len(target[cur:])
@@ -185,7 +188,8 @@ def _collapse(ids: list[int], labels: list[int] | None) -> tuple[list[int], list
 
 
 def _processor(tokenizer, seg_id: int) -> VideoGLaMMProcessor:
-    return VideoGLaMMProcessor(VideoGLaMMConfig.from_preset("videoglamm-tiny", tokens={"seg_token_id": seg_id}), tokenizer)
+    config = VideoGLaMMConfig.from_preset("videoglamm-tiny", tokens={"seg_token_id": seg_id})
+    return VideoGLaMMProcessor(config, tokenizer)
 
 
 def _differing(proc: VideoGLaMMProcessor, reference) -> list[tuple[str, str | None]]:
@@ -216,6 +220,20 @@ def test_ids_and_labels_equal_the_official_slow_tokenizer(tmp_path, sp_model, ad
     supervised = [i for i, t in zip(ids, labels) if t != IGNORE]
     assert supervised[-1] == tok.convert_tokens_to_ids("<|end|>") and seg_id in supervised
     assert proc.decode(supervised) == "It is [SEG]."
+
+
+@pytest.mark.parametrize("name", ["phi3", "bos_keep_ws"])
+def test_slow_tokenizer_matches_transformers_4_golden_ids(name):
+    """Golden ids of transformers 4.46.3's slow `LlamaTokenizer(legacy=False)` (tests/data/slow_tokenizer,
+    written by its make_golden.py): the class we load, and the reference above, both give them."""
+    golden = json.loads((GOLDEN / "golden_ids.json").read_text())
+    tok = load_tokenizer(GOLDEN / name)
+    tok.add_tokens("[SEG]")
+    reference = ReferenceSlowTokenizer((GOLDEN / name / "tokenizer.model").read_bytes(), GOLDEN / name,
+                                       tok.convert_tokens_to_ids("[SEG]"))
+    want = golden["ids"][name]
+    assert [tok(t).input_ids for t in golden["texts"]] == want
+    assert [reference(t) for t in golden["texts"]] == want
 
 
 def test_saved_tokenizer_reloads_as_the_slow_one(tmp_path, sp_model):

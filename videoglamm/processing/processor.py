@@ -334,7 +334,8 @@ class VideoGLaMMProcessor:
 def _reject_chat_tags(what: str, text: str) -> None:
     # The official cuts the conversation at these tags to place the labels; inside a turn they would mis-cut it.
     if found := [tag for tag in CHAT_TAGS if tag in text]:
-        raise InputError(f"the {what} holds the chat tag(s) {found}; the processor writes them, remove them from {text!r}")
+        raise InputError(f"the {what} holds the chat tag(s) {found}; the processor writes them, "
+                         f"remove them from {text!r}")
 
 
 def load_tokenizer(name_or_path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None) -> Any:
