@@ -249,8 +249,9 @@ def test_saved_tokenizer_reloads_as_the_slow_one(tmp_path, sp_model):
 
 @pytest.mark.parametrize("kind", ["fast", "tiny"])
 def test_the_procedure_holds_for_any_tokenizer(tmp_path, sp_model, kind):
-    """The official procedure run on the tokenizer in use: transformers' fast Llama tokenizer (whose ids
-    differ from the slow one's, the reason the slow one is loaded) and the packaged byte-level one."""
+    """The official procedure holds whatever the tokenizer: transformers' fast Llama tokenizer (whose ids
+    differ from the slow one's on every turn here, which is why release folders load slow) and the packaged
+    byte-level one of the tiny presets."""
     from transformers import AutoTokenizer
 
     if kind == "fast":
@@ -276,7 +277,8 @@ def test_phrase_index_follows_the_conversation_ids(tmp_path, sp_model):
     answer = "<p> the red circle </p> [SEG] and <p>a blue box</p>[SEG] [SEG]."
     ids, labels = proc.tokenize("describe", answer)
     index = proc.answer_phrase_index(labels)
-    assert len(index) == len(ids) and not any(index[: labels.index(next(t for t in labels if t != IGNORE))])
+    first = next(k for k, t in enumerate(labels) if t != IGNORE)
+    assert len(index) == len(ids) and not any(index[:first])
     words = [proc.decode([i for i, k in zip(ids, index) if k == n]) for n in (1, 2, 3)]
     assert words == ["the red circle", "a blue box", ""]
 
