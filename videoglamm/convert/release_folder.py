@@ -37,13 +37,14 @@ def _release_config(src: Path) -> dict[str, Any] | None:
 
 
 def _tokenizer(tokenizer: str | os.PathLike | None, src: Path) -> Any:
-    """The tokenizer from `tokenizer`, else the one saved next to the release, else an error."""
-    from transformers import AutoTokenizer
+    """The tokenizer from `tokenizer`, else the one saved next to the release, else an error. A sentencepiece
+    Llama tokenizer loads slow, as the official's (see `load_tokenizer`)."""
+    from videoglamm.processing.processor import load_tokenizer
 
     candidates = [Path(tokenizer)] if tokenizer is not None else [src] if src.is_dir() else []
     for path in candidates:
         if (path / "tokenizer_config.json").is_file():
-            return AutoTokenizer.from_pretrained(path)
+            return load_tokenizer(path)
     where = tokenizer if tokenizer is not None else src
     raise CheckpointError(
         f"no tokenizer in {where} (no tokenizer_config.json): pass --tokenizer <folder with the release's "
