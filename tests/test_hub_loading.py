@@ -80,7 +80,8 @@ def test_missing_hub_entries_say_what_to_do(ours, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointError, match="v9 is not in the hub cache .* and HF_HUB_OFFLINE is set"):
         VideoGLaMM.from_pretrained("someone/videoglamm-tiny", cache_dir=root / "hub", revision="v9")
-    with pytest.raises(CheckpointError, match="no such file or folder, and it is not a hub repo id"):
+    with pytest.raises(CheckpointError, match=r"is neither a preset \(\['samwise-base', 'samwise-tiny'\]\), an "
+                                              "existing file or folder, nor a hub repo id"):
         SAMWISE.from_pretrained(str(root / "nowhere" / "model"))
 
 
@@ -249,3 +250,14 @@ def test_push_to_hub_uploads_exactly_the_saved_folder_and_refuses_offline(
         model.push_to_hub("someone/videoglamm-tiny")
     with pytest.raises(CheckpointError, match="HF_HUB_OFFLINE"):
         samwise.push_to_hub("someone/samwise-tiny")
+
+
+def test_shipped_model_card_carries_the_recipe_numbers() -> None:
+    # The numbers the recipe file records for the shipped weights (an independent record of the same run).
+    recipe = (Path(__file__).parents[1] / "configs" / "train" / "tiny_synthetic.yaml").read_text()
+    line = re.search(r"this recipe \(the shipped weights\), 60 videos:\s+(.*)", recipe).group(1)
+    recorded = [float(x) for x in re.findall(r"\d\.\d{3}", line)]
+    card = VideoGLaMM.from_pretrained("videoglamm-tiny-synthetic").card
+    assert card.origin == "trained" and card.license == "apache-2.0"
+    assert [e.value for e in card.eval_results] == recorded
+    assert all(e.frame_sampling["mask_mode"] == "framewise" for e in card.eval_results)

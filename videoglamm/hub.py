@@ -56,13 +56,14 @@ class HubOptions:
 
 
 def resolve(name_or_path: str | os.PathLike, options: HubOptions | None = None,
-            allow_patterns: list[str] | None = None) -> Path:
+            allow_patterns: list[str] | None = None, presets: list[str] | None = None) -> Path:
     """A local path for `name_or_path`: itself when it exists, else the hub snapshot folder of that repo id.
 
     Args:
         name_or_path: a local file or folder, or a hub repo id.
         options: hub lookup options.
         allow_patterns: download only files matching these globs (e.g. weights of a CLIP repo).
+        presets: the names the caller would also have accepted (named in the error).
 
     Raises:
         CheckpointError: not a local path and not a repo id; or the repo, revision or files cannot be had
@@ -73,7 +74,8 @@ def resolve(name_or_path: str | os.PathLike, options: HubOptions | None = None,
         return path
     name = str(name_or_path)
     if not looks_like_repo_id(name):
-        raise CheckpointError(f"{name}: no such file or folder, and it is not a hub repo id ('org/name')")
+        known = f"a preset ({sorted(presets)}), " if presets else ""
+        raise CheckpointError(f"{name} is neither {known}an existing file or folder, nor a hub repo id ('org/name')")
     return Path(snapshot(name, options or HubOptions(), allow_patterns))
 
 
@@ -102,7 +104,7 @@ def snapshot(repo_id: str, options: HubOptions, allow_patterns: list[str] | None
         why = ("HF_HUB_OFFLINE is set" if hub_offline() else "local_files_only=True") if offline \
             else "the hub could not be reached"
         raise CheckpointError(
-            f"{where} is not{cache} and {why}: download it once with network access "
+            f"{repo_id} is no local path, and {where} is not{cache} and {why}: download it once with network access "
             f"(`hf download {repo_id}" + (f" --revision {options.revision}" if options.revision else "")
             + "`, or from_pretrained without local_files_only / HF_HUB_OFFLINE), or pass a local folder"
         ) from err

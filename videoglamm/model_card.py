@@ -74,6 +74,7 @@ class CardInfo:
         base_model: hub ids the weights derive from (front matter `base_model`).
         license, license_name, license_link: front matter licence fields (`license: other` needs a name).
         eval_results: the known numbers.
+        recipe: the training recipe (for trained weights), written out in the card.
     """
 
     origin: str
@@ -84,6 +85,7 @@ class CardInfo:
     license_name: str | None = None
     license_link: str | None = None
     eval_results: list[EvalEntry] = field(default_factory=list)
+    recipe: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +107,18 @@ def random_init(preset: str) -> CardInfo:
     """The card of a preset built without weights."""
     return CardInfo(origin="random", summary=f"The {preset} architecture with RANDOM weights (no training, no "
                                              "conversion): useful for tests and shapes only.")
+
+
+def trained_from(checkpoint: str | os.PathLike, state: dict[str, Any]) -> CardInfo:
+    """The card of weights exported from a training checkpoint (`state`: its trainer_state.json)."""
+    recipe = state["recipe"]
+    model = recipe.get("model", {})
+    start = model.get("weights") or f"a fresh {model.get('preset', 'videoglamm')} model"
+    datasets = [d.get("name") or d.get("reader", "?") for d in recipe.get("data", {}).get("datasets", [])]
+    steps = f" for {state['step']} steps" if "step" in state else ""
+    return CardInfo(origin="trained", recipe=recipe, summary=(
+        f"Trained by videoglamm from {start} on {', '.join(datasets) or 'the recipe data'}{steps} (recipe "
+        f"below), exported from the training checkpoint {Path(checkpoint).name} with `videoglamm export`."))
 
 
 def read_card(folder: str | os.PathLike) -> CardInfo | None:
@@ -146,6 +160,10 @@ def write_card(folder: Path, *, title: str, description: str, pipeline_tag: str,
     if info.sources:
         lines += [""] + [f"- `{s['file']}` ({s['bytes']:,} bytes)"
                          + (f" from `{s['repo']}@{s['revision']}`" if s.get("repo") else "") for s in info.sources]
+    if info.recipe is not None:
+        import yaml
+
+        lines += ["", "Training recipe:", "", "```yaml", yaml.safe_dump(info.recipe, sort_keys=False).rstrip(), "```"]
     lines += ["", "## Licence", ""]
     if info.license == "other":
         lines.append(f"{info.license_name}" + (f" (see {info.license_link})" if info.license_link else ""))

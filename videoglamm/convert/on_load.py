@@ -1,12 +1,13 @@
 """Official checkpoints converted when `from_pretrained` is given them, with the result cached on disk.
 
-`official_release_kind(path)` recognises the official VideoGLaMM HF export by its shard index (or single
-weights file): it holds `model.visual_model.*` (SAM2) and `model.text_hidden_fcs.*` (the `[SEG]`
+`is_official_videoglamm_release(path)` recognises the official VideoGLaMM HF export by its shard index
+(or single weights file): it holds `model.visual_model.*` (SAM2) and `model.text_hidden_fcs.*` (the `[SEG]`
 projector), which no other checkpoint has. The conversion is the strict one of `videoglamm convert`; its
 output folder is cached under `conversion_cache()` keyed by a fingerprint of every input (each file's
 resolved path, size and modification time; hub blobs are named by their content hash), the target
 config and `CONVERTER_VERSION`, so a second load reads the cached safetensors directly. Cache entries
-appear only complete (converted in a hidden staging folder, then renamed).
+appear only complete (converted in a hidden staging folder, then renamed). The official SAMWISE `.pth` is
+handled the same way (`converted_samwise_file`).
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from videoglamm.errors import CheckpointError
 # Bump when a converter's output changes for the same input: older cache entries are then not reused.
 CONVERTER_VERSION = 1
 RELEASE_SIGNATURE = ("model.visual_model.", "model.text_hidden_fcs.0.")
+
+
 def conversion_cache(explicit: str | os.PathLike | None = None) -> Path:
-    """Where converted checkpoints are kept: `explicit`, else $VIDEOGLAMM_CACHE, else ~/.cache/videoglamm."""
+    """Where converted checkpoints are kept: `explicit`, else $VIDEOGLAMM_CACHE, else
+    $XDG_CACHE_HOME (default ~/.cache)/videoglamm/converted."""
     if explicit is not None:
         return Path(explicit)
     if os.environ.get("VIDEOGLAMM_CACHE"):

@@ -187,7 +187,7 @@ def load_pretrained(
         model.card = random_init(name)
     else:
         from_hub = not path.exists()
-        path = resolve(path if path.exists() else name, hub)
+        path = resolve(path if path.exists() else name, hub, presets=[*PRESETS, *SHIPPED])
         release_parts = {"clip": clip, "tokenizer": tokenizer, "config": config}
         if not _is_our_folder(path):
             path = _converted_release(path, release_parts, conversion_cache, hub,

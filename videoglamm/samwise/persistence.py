@@ -104,7 +104,8 @@ def load_pretrained(cls: type["SAMWISE"], name_or_path: str | os.PathLike, *, de
         model.card = random_init(name)
         return model
     from_hub = not path.exists()
-    path = resolve(path if path.exists() else name, HubOptions(cache_dir, revision, local_files_only, token))
+    path = resolve(path if path.exists() else name, HubOptions(cache_dir, revision, local_files_only, token),
+                   presets=list(SAMWISE_PRESETS))
     official = _official_file(path)
     if official is not None:
         from videoglamm.convert.on_load import conversion_cache as cache_root, converted_samwise_file
