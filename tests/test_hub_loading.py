@@ -261,3 +261,16 @@ def test_shipped_model_card_carries_the_recipe_numbers() -> None:
     assert card.origin == "trained" and card.license == "apache-2.0"
     assert [e.value for e in card.eval_results] == recorded
     assert all(e.frame_sampling["mask_mode"] == "framewise" for e in card.eval_results)
+
+
+def test_release_detection_uses_the_full_release_listing(tmp_path: Path) -> None:
+    from checkpoint_listing import KEYS
+    from videoglamm.convert.on_load import is_official_videoglamm_release
+
+    for listing_file, expected in (("videoglamm_release.tsv", True), ("sam2_hiera_large.tsv", False),
+                                   ("videogptplus_non_lora_trainables.tsv", False), ("samwise_release.tsv", False)):
+        folder = tmp_path / listing_file
+        folder.mkdir()
+        names = [line.split("\t")[0] for line in (KEYS / listing_file).read_text().splitlines()]
+        (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, "x.bin")}))
+        assert is_official_videoglamm_release(folder) is expected, listing_file
