@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import random_video
-from videoglamm.config import SAM2Config, VideoGLaMMConfig
+from videoglamm.config import InferenceConfig, SAM2Config, VideoGLaMMConfig
 from videoglamm.convert import convert_official, convert_official_with_report, to_official
 from videoglamm.convert._strict import expected_shapes
 from videoglamm.convert.parts import PARTS, part_shapes
@@ -296,6 +296,9 @@ def test_sharded_cli_conversion_loads_with_from_pretrained_bit_identically(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
     loaded = VideoGLaMM.from_pretrained(dst).eval()
+    # The model card (README.md) names the files it came from; the official inference is the default.
+    assert loaded.card.origin == "converted" and loaded.config.inference == InferenceConfig()
+    assert {s["file"] for s in loaded.card.sources} >= {"pytorch_model.bin.index.json", "clip.bin"}
     ours, theirs = model.state_dict(), loaded.state_dict()
     assert list(theirs) == list(ours)
     assert all(theirs[k].dtype == ours[k].dtype and torch.equal(theirs[k], ours[k]) for k in ours)
