@@ -6,7 +6,10 @@ Layout of a folder written by `save_pretrained`:
     model.safetensors        every tensor outside the LLM (towers, adapters, SEG projector, SAM2)
     llm/                     the Phi-3 LLM in Hugging Face format (so bitsandbytes can quantize it on load)
     tokenizer files
+    README.md                the model card (`videoglamm.model_card`): licence, provenance, eval numbers
 
+`load_pretrained` also takes a hub id (`videoglamm.hub`) and the official release (folder or hub id,
+converted once and cached: `videoglamm.convert.on_load`).
 `save_pretrained(..., trainable_only=True)` writes `adapter.safetensors` (the trainable tensors, LoRA
 included) and `adapter_config.json` instead, to be loaded on top of a base with `adapter=`.
 Loading is strict: any missing or unexpected key is an error that lists them. Nothing is unpickled.
