@@ -15,6 +15,7 @@ frame to what SAM2 can still attend to (`MemoryBank.trim`), so memory does not g
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -252,8 +253,9 @@ class SAM2VideoTracker:
         prompt_frames: indices of the prompted frames.
         multimask_on_prompt_frames: follow SAM2's multimask rule on prompt frames (False: single mask).
         multimask_on_tracked_frames: the same on the other frames.
-        num_frames: video length if known; None = long video (only changes SAM2's pointer cap
-            `min(num_frames, max_obj_ptrs_in_encoder)`, which matters for videos shorter than it).
+        num_frames: video length if known; None = a stream of unknown length (SAM2's pointer cap is then
+            `max_obj_ptrs_in_encoder`; a known length caps it at `min(num_frames, max_obj_ptrs_in_encoder)`,
+            which matters for videos shorter than that).
         retain_all_memory: keep every memory entry (unbounded; to verify trimming).
         memory_dtype: dtype the spatial memories are stored in (None: as computed).
 
@@ -421,7 +423,9 @@ class SAM2VideoTracker:
             current_vision_pos_embeds=feats.vision_pos_embeds[-1:],
             feat_sizes=feats.feat_sizes[-1:],
             output_dict=self.memory.output_dict,
-            num_frames=self.num_frames if self.num_frames is not None else model.max_obj_ptrs_in_encoder,
+            # Unknown length: unbounded. SAM2 caps pointers at min(num_frames, max_obj_ptrs_in_encoder) and
+            # also stops reading pointers of frames >= num_frames, so a finite stand-in would drop them.
+            num_frames=self.num_frames if self.num_frames is not None else sys.maxsize,
             track_in_reverse=False,
         )
         allow_multimask = self.multimask_on_prompt_frames if is_prompt else self.multimask_on_tracked_frames
