@@ -252,6 +252,7 @@ class VideoSession:
         if embeddings.ndim != 2 or embeddings.shape[1] != d:
             raise ShapeMismatchError(f"prompt embeddings must be (K, D={d}); got {tuple(embeddings.shape)}")
         start = self._prompt_frame(frame_idx)
+        embeddings = embeddings.to(self.model.device, self.model.dtype)  # where `[SEG]` embeddings are made
         return self._add(prompt, text, embeddings, start, [start])
 
     def remove_object(self, obj_id: int) -> None:
