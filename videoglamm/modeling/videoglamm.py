@@ -6,7 +6,7 @@ The model composes parts that the builders make from one `VideoGLaMMConfig`; tes
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from videoglamm.modeling.outputs import GroundingResult
     from videoglamm.modeling.predict import StreamingPrediction
+    from videoglamm.modeling.session import SessionFrameOutput, VideoSession
     from videoglamm.processing.video_io import VideoLike
 
 
@@ -296,7 +297,8 @@ class VideoGLaMM(nn.Module):
         """Answer `prompt` about `video` with text and one mask track per `[SEG]`.
 
         Args:
-            video: a file path (read with decord), a list of PIL images or uint8 (T, H, W, 3).
+            video: a file path (read with decord), a folder of .jpg/.png frames (name order), a list of PIL
+                images or uint8 (T, H, W, 3).
             prompt: one prompt, or a list of prompts (the video is then encoded once for all).
             **options: see `videoglamm.modeling.predict.PredictOptions` (num_frames, frame_sampling,
                 frame_indices, max_new_tokens, do_sample, mask_mode, prompt_frames, ...); what is not given
@@ -321,6 +323,24 @@ class VideoGLaMM(nn.Module):
         from videoglamm.modeling.predict import PredictOptions, predict_stream
 
         return predict_stream(self, self._processor(), video, prompt, PredictOptions.for_model(self.config, **options))
+
+    def init_video_session(self, video: "VideoLike | None" = None, **options: Any) -> "VideoSession":
+        """Open a session on `video` (a file, a frame folder, PIL images, uint8 (T, H, W, 3)), or on a
+        live source when None (push frames with `session.add_frame`). See `videoglamm.modeling.session`.
+
+        Args:
+            **options: `PredictOptions` (what is not given comes from `config.inference`).
+        """
+        from videoglamm.modeling.predict import PredictOptions
+        from videoglamm.modeling.session import VideoSession
+
+        return VideoSession(self, self._processor(), video, PredictOptions.for_model(self.config, **options))
+
+    def propagate_in_video_iterator(self, session: "VideoSession", max_frame_num_to_track: int | None = None,
+                                    show_progress_bar: bool = False) -> "Iterator[SessionFrameOutput]":
+        """Per-frame object ids, masks (N, H, W) bool at the video's size and scores, from the session's
+        next frame on (`VideoSession.propagate`)."""
+        return session.propagate(max_frame_num_to_track, show_progress_bar)
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike, trainable_only: bool = False, **card: Any) -> None:

@@ -284,6 +284,21 @@ class SAMWISE(nn.Module):
 
         return predict_stream(self, video, prompts, **options)
 
+    def init_video_session(self, video: Any = None, **options: Any) -> Any:
+        """Open a `videoglamm.samwise.session.SAMWISESession` on `video` (None: a live source).
+
+        Args:
+            **options: `clip_length`, `hsa`.
+        """
+        from videoglamm.samwise.session import SAMWISESession
+
+        return SAMWISESession(self, video, **options)
+
+    def propagate_in_video_iterator(self, session: Any, max_frame_num_to_track: int | None = None,
+                                    show_progress_bar: bool = False) -> Any:
+        """Per-frame object ids, masks (N, H, W) bool and scores (`SAMWISESession.propagate`)."""
+        return session.propagate(max_frame_num_to_track, show_progress_bar)
+
     def save_pretrained(self, path: str | os.PathLike, **card: Any) -> None:
         """Write config.json, model.safetensors, the tokenizer and a README.md model card to `path` atomically.
 
