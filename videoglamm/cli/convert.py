@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     from videoglamm.errors import InputError
 
+    from videoglamm.atomic import check_output_path
+
+    check_output_path(args.dst)  # before hours of conversion, not after
     dtype = getattr(torch, args.dtype) if args.dtype else None
     preset = args.preset or DEFAULT_PRESETS[args.kind]
     if args.kind == "samwise":
@@ -78,13 +81,18 @@ def _convert_samwise(src: str, dst: str, preset: str, tokenizer: str | None, dty
     path = Path(src)
     if not path.is_file():
         raise CheckpointError(f"SAMWISE checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from videoglamm.convert.checkpoint_io import load_file
+
+    checkpoint = load_file(path)  # torch.load(weights_only=True); a file it refuses is a CheckpointError
     config = SAMWISEConfig.from_preset(preset)
     if tokenizer:
         config.text = replace(config.text, tokenizer=str(tokenizer))
     with torch.device("meta"):
         model = SAMWISE(config)
-    state, report = convert_samwise(checkpoint, model)
+    try:
+        state, report = convert_samwise(checkpoint, model)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     load_state_strict(model, state, str(path))

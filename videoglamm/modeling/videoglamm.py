@@ -295,7 +295,8 @@ class VideoGLaMM(nn.Module):
         """Answer `prompt` about `video` with text and one mask track per `[SEG]`.
 
         Args:
-            video: a file path (read with decord), a list of PIL images or uint8 (T, H, W, 3).
+            video: a file path (read with decord), a folder of frame images, a list of image paths or PIL
+                images, or uint8 (T, H, W, 3).
             prompt: one prompt, or a list of prompts (the video is then encoded once for all).
             **options: see `videoglamm.modeling.predict.PredictOptions` (num_frames, frame_sampling,
                 frame_indices, max_new_tokens, do_sample, mask_mode, prompt_frames, ...); what is not given
@@ -307,10 +308,10 @@ class VideoGLaMM(nn.Module):
         Raises:
             InputError: an unknown option or a value out of range, a bad video or prompt.
         """
-        from videoglamm.modeling.predict import PredictOptions, predict_many
+        from videoglamm.modeling.predict import PredictOptions, check_prompts, predict_many
 
         opts = PredictOptions.for_model(self.config, **options)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = check_prompts(prompt)
         results = predict_many(self, self._processor(), video, prompts, opts)
         return results[0] if isinstance(prompt, str) else results
 
@@ -337,6 +338,7 @@ class VideoGLaMM(nn.Module):
         device: str | torch.device = "cpu",
         quantization: str | None = None,
         adapter: str | os.PathLike | None = None,
+        progress: bool = True,
     ) -> "VideoGLaMM":
         """Load a saved folder, a shipped model name, or a preset name (random weights, with a warning).
 
@@ -345,10 +347,15 @@ class VideoGLaMM(nn.Module):
             dtype, device: where the model lives.
             quantization: "4bit" (nf4) or "8bit" to load the LLM through bitsandbytes.
             adapter: folder written with `save_pretrained(trainable_only=True)`, loaded on top.
+            progress: show transformers' weight-loading bar.
 
         Raises:
-            CheckpointError: missing files, another model's config, missing/unexpected keys.
+            CheckpointError: missing, truncated or corrupt files (pickles are refused, never unpickled),
+                another model's config, missing/unexpected keys, wrong shapes.
+            ConfigError: an unknown or ill-typed config.json field, an unknown quantization.
+            InputError: a device this machine does not have.
         """
         from videoglamm.modeling.persistence import load_pretrained
 
-        return load_pretrained(cls, name_or_path, dtype=dtype, device=device, quantization=quantization, adapter=adapter)
+        return load_pretrained(cls, name_or_path, dtype=dtype, device=device, quantization=quantization,
+                               adapter=adapter, progress=progress)

@@ -77,23 +77,32 @@ def load_pretrained(cls: type["SAMWISE"], name_or_path: str | os.PathLike, *, de
     Raises:
         CheckpointError: not a preset and not a complete SAMWISE folder, or keys do not match.
     """
-    from safetensors.torch import load_file
+    from videoglamm.devices import resolve_device
+    from videoglamm.errors import ConfigError
+    from videoglamm.safe_io import read_safetensors
 
+    device = resolve_device(device)
     name, path = str(name_or_path), Path(name_or_path)
     if not path.is_dir() and name in SAMWISE_PRESETS:
         logger.warning("%s: no weights given; the model is RANDOMLY initialised (architecture only)", name)
         return cls(SAMWISEConfig.from_preset(name)).to(device=device, dtype=dtype)
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path} is neither a SAMWISE preset ({sorted(SAMWISE_PRESETS)}) nor a folder with config.json")
-    raw = json.loads((path / "config.json").read_text())
+    from videoglamm.safe_io import read_json
+
+    raw = read_json(path / "config.json", what="a SAMWISE model config")
     if raw.get("model_type") != SAMWISEConfig.model_type:
         raise CheckpointError(f"{path}/config.json describes a {raw.get('model_type')!r} model, not samwise")
     if not (path / WEIGHTS).is_file():
         raise CheckpointError(f"{path} is missing {WEIGHTS}; was it written completely by save_pretrained?")
+    unknown = sorted(set(raw) - set(SAMWISEConfig.section_types) - {"model_type", "transformers_version", "preset"})
+    if unknown:
+        raise ConfigError(f"{path}/config.json has unknown field(s) {unknown}; known sections: "
+                          f"{sorted(SAMWISEConfig.section_types)}")
     config = SAMWISEConfig(**{k: v for k, v in raw.items() if k not in ("model_type", "transformers_version")})
     with torch.device("meta"):
         model = cls(config)
-    load_state_strict(model, load_file(path / WEIGHTS), str(path / WEIGHTS))
+    load_state_strict(model, read_safetensors(path / WEIGHTS, "SAMWISE weights"), str(path / WEIGHTS))
     if (path / TOKENIZER_DIR).is_dir():
         from transformers import AutoTokenizer
 
@@ -105,5 +114,7 @@ def is_samwise(name_or_path: str | os.PathLike) -> bool:
     """Whether a model name or folder refers to SAMWISE (a preset, or a folder whose config says samwise)."""
     name, path = str(name_or_path), Path(name_or_path)
     if (path / "config.json").is_file():
-        return json.loads((path / "config.json").read_text()).get("model_type") == SAMWISEConfig.model_type
+        from videoglamm.safe_io import read_json
+
+        return read_json(path / "config.json", what="a model config").get("model_type") == SAMWISEConfig.model_type
     return name in SAMWISE_PRESETS

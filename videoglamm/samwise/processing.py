@@ -7,6 +7,7 @@ S x S, cropped to the resized region and resized to the original frame size.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from torch import Tensor
 
 from videoglamm.errors import InputError
 from videoglamm.processing.transforms import _normalise, _to_float_nchw
+
+logger = logging.getLogger(__name__)
 
 
 def normalise_caption(caption: str) -> str:
@@ -90,10 +93,18 @@ def tokenize(tokenizer: Any, captions: Sequence[str], max_length: int) -> TextBa
     """
     if not captions:
         raise InputError("no text prompt given: pass at least one referring expression")
+    for i, caption in enumerate(captions):
+        if not isinstance(caption, str):
+            raise InputError(f"text prompt {i} must be a string, got {type(caption).__name__} ({caption!r:.60})")
     normalised = [normalise_caption(c) for c in captions]
     empty = [i for i, c in enumerate(normalised) if not c]
     if empty:
         raise InputError(f"text prompts {empty} are empty; every prompt must describe an object")
+    lengths = [len(ids) for ids in tokenizer(normalised)["input_ids"]]
+    cut = [i for i, n in enumerate(lengths) if n > max_length]
+    if cut:  # the text encoder's positions end there; say so rather than drop words silently
+        logger.warning("text prompt(s) %s have %s tokens, more than the text encoder's max_length %d: the prompt "
+                       "is truncated to its first %d tokens", cut, [lengths[i] for i in cut], max_length, max_length)
     enc = tokenizer(normalised, padding=True, truncation=True, max_length=max_length,
                     return_offsets_mapping=True, return_tensors="pt")
     return TextBatch(enc["input_ids"], enc["attention_mask"] == 0, enc["offset_mapping"], normalised)
