@@ -8,10 +8,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import argparse
 import statistics
+import sys
 import time
 
 import numpy as np

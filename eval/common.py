@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,9 +262,11 @@ def zip_dir_atomic(src: Path, zip_path: Path, prefix: str = "") -> list[str]:
     """
     files = sorted(p for p in Path(src).rglob("*") if p.is_file())
     names = [prefix + p.relative_to(src).as_posix() for p in files]
+    from videoglamm.atomic import check_output_path, remove_stale_siblings, temp_sibling
+
+    check_output_path(zip_path, "file")
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=zip_path.parent, prefix=f".{zip_path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temp_sibling(zip_path, folder=False)
     try:
         # PNGs are already compressed: storing them is as small and much faster.
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -273,8 +274,9 @@ def zip_dir_atomic(src: Path, zip_path: Path, prefix: str = "") -> list[str]:
                 archive.write(path, name)
         os.replace(tmp, zip_path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    remove_stale_siblings(zip_path)
     return names
 
 

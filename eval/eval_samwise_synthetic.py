@@ -11,10 +11,9 @@ expressions of each kind; J&F is their mean. Prints a markdown table (and writes
 
 from __future__ import annotations
 
-import sys
-
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 

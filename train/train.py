@@ -57,8 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             trainer.close()
     if rank == 0:
-        summary_path = Path(cfg.train.output_dir) / "summary.json"
-        summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+        from videoglamm.atomic import write_text
+
+        write_text(Path(cfg.train.output_dir) / "summary.json", json.dumps(summary, indent=1) + "\n")
         print(json.dumps(summary))
     return 0
 

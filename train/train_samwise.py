@@ -17,11 +17,10 @@ A resumed run restores every weight from the checkpoint, so the init only matter
 
 from __future__ import annotations
 
-import sys
-
 import argparse
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 

@@ -6,6 +6,7 @@ bool, 2.5 for an integer) is refused with the field's name instead of silently c
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import types
@@ -39,7 +40,7 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, str)
     if hint is type(None):
         return value is None
-    if origin in (tuple, list, typing.Sequence, __import__("collections.abc").abc.Sequence) or hint in (tuple, list):
+    if origin in (tuple, list, collections.abc.Sequence) or hint in (tuple, list):
         if not isinstance(value, (list, tuple)):
             return False
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]

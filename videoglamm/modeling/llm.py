@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import warnings
 from typing import TYPE_CHECKING, Iterator
 
 from torch import nn
@@ -86,7 +87,11 @@ def wrap_with_lora(llm: nn.Module, cfg: LoRAConfig) -> nn.Module:
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none",
         target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
     )
-    wrapped = get_peft_model(llm, lora)
+    with warnings.catch_warnings():
+        # peft (<= 0.21) reads transformers' deprecated `is_gradient_checkpointing` alias: a FutureWarning on
+        # every wrap about a call that is not ours to change; checkpointing itself uses the current API.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        wrapped = get_peft_model(llm, lora)
     set_llm_trainable(wrapped)
     return wrapped
 

@@ -92,8 +92,11 @@ def _quantization_config(quantization: str, dtype: torch.dtype) -> Any:
 
 def _load_llm(path: Path, config: VideoGLaMMConfig, dtype: torch.dtype, quantization: str | None,
               progress: bool = True) -> Any:
+    from safetensors import SafetensorError
     from transformers import Phi3ForCausalLM
     from transformers.utils import logging as hf_logging
+
+    from videoglamm.modeling.llm import quiet_bitsandbytes_import
 
     if not any(path.glob("*.safetensors")):
         raise CheckpointError(f"{path} has no .safetensors weights (pickled .bin files are never loaded); "
@@ -112,10 +115,6 @@ def _load_llm(path: Path, config: VideoGLaMMConfig, dtype: torch.dtype, quantiza
     # Its load report (missing / unexpected / mis-shaped keys) is printed, not raised; every such key is
     # raised below as a CheckpointError instead, so the printed copy is silenced.
     hf_logging.set_verbosity_error()
-    from safetensors import SafetensorError
-
-    from videoglamm.modeling.llm import quiet_bitsandbytes_import
-
     try:
         with quiet_bitsandbytes_import():
             llm, info = Phi3ForCausalLM.from_pretrained(path, **kwargs)
