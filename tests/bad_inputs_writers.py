@@ -18,14 +18,14 @@ from bad_input_fixtures import frames, model, user_file
 
 @case("writer")
 def writer_atomic_dir_concurrent_commits(env: Env) -> Outcome:
-    """Three threads committing to one folder 100 times each: every commit works, the result is one whole
+    """Three threads committing to one folder 300 times each: every commit works, the result is one whole
     folder, and no temporary sibling is left."""
     from videoglamm.modeling.persistence import atomic_dir
     final = env.tmp / "shared"
     failures: list[str] = []
 
     def worker(n: int) -> None:
-        for i in range(100):
+        for i in range(300):
             try:
                 tmp, commit = atomic_dir(final)
                 (tmp / "a.txt").write_text(f"{n}-{i}")
@@ -40,7 +40,7 @@ def writer_atomic_dir_concurrent_commits(env: Env) -> Outcome:
     for t in threads:
         t.join()
     if failures:
-        return Outcome("traceback", f"{len(failures)} of 300 commits failed, e.g. {failures[0][:200]}")
+        return Outcome("traceback", f"{len(failures)} of 900 commits failed, e.g. {failures[0][:200]}")
     if (final / "a.txt").read_text() != (final / "b.txt").read_text():
         return Outcome("silent-wrong", "the final folder mixes two commits")
     left = sorted(p.name for p in env.tmp.iterdir() if p.name != "shared")
