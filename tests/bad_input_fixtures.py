@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bad_input_corpus import Env
 
 SHIPPED = "videoglamm-tiny-synthetic"

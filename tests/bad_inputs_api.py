@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from bad_input_corpus import Env, Outcome, case, expect_error, expect_ok, expect_warning
 from bad_input_fixtures import frame_folder, frames, predict, video_file
 

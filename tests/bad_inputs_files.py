@@ -8,6 +8,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from bad_input_corpus import ROOT, Env, Outcome, case, expect_cli
 from bad_input_fixtures import pickle_bomb, user_file
 
