@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -27,16 +28,28 @@ def check_output_path(path: str | os.PathLike, kind: str = "folder") -> Path:
             is a file.
     """
     path = Path(path)
-    if kind == "folder" and path.exists() and not path.is_dir():
+    # One stat per path: another writer may be renaming `path` right now (absent for an instant is fine).
+    mode = _mode(path)
+    if kind == "folder" and mode is not None and not stat.S_ISDIR(mode):
         raise InputError(f"output folder {path} exists and is a file; pass a folder path (the file is left as is)")
-    if kind == "file" and path.is_dir():
+    if kind == "file" and mode is not None and stat.S_ISDIR(mode):
         raise InputError(f"output file {path} exists and is a folder; pass a file path")
     for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
+        mode = _mode(parent)
+        if mode is not None:
+            if not stat.S_ISDIR(mode):
                 raise InputError(f"cannot write {path}: {parent} is not a folder (it is a file)")
             break
     return path
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:  # a parent is a file: reported by the caller's walk up the parents
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
