@@ -104,10 +104,10 @@ def max_abs_diff(protocol: str, result: dict, expected: dict) -> float:
     return max(diffs)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per protocol (median reported)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     expected = json.loads((DATA / "expected_visible.json").read_text())
     load_before = os.getloadavg()[0]  # other jobs on the machine; the runs below raise it themselves
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -152,4 +152,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("bench_metrics.py", main))

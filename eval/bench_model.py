@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -50,12 +51,12 @@ def step_time(repeats: int) -> list[float]:
     return times[2:]  # the first two warm up allocators and kernels
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (on a CPU shared with other jobs, 1 avoids threads spinning on busy cores)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     for preset in ("videoglamm-phi3-mini", "videoglamm-tiny"):
@@ -68,4 +69,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("bench_model.py", main))

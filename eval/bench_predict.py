@@ -127,13 +127,13 @@ def _cli_rss(workdir: Path, path: Path, model_name: str, frames: int) -> float:
     return float(out.split()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="videoglamm-tiny")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--skip-memory", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from videoglamm import VideoGLaMM
     from videoglamm.visualize import write_video
 
@@ -162,4 +162,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("bench_predict.py", main))

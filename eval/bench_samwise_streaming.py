@@ -50,13 +50,13 @@ def run_one(num_frames: int, device: str, num_prompts: int) -> dict:
             "memory_entries": len(tracker.state.memory), "device": device, "prompts": num_prompts}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[100, 2000])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prompts", type=int, default=1)
     parser.add_argument("--_child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args._child is not None:
         print(json.dumps(run_one(args._child, args.device, args.prompts)))
         return
@@ -67,4 +67,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("bench_samwise_streaming.py", main))

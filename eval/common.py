@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,9 @@ def model_kind(name_or_path: str) -> str:
     """
     path = Path(name_or_path)
     if path.is_dir() and (path / "config.json").is_file():
-        kind = json.loads((path / "config.json").read_text()).get("model_type")
+        from videoglamm.safe_io import read_json
+
+        kind = read_json(path / "config.json", what="a model config").get("model_type")
         if kind not in MODEL_KINDS:
             raise ConfigError(f"{path}/config.json has model_type {kind!r}; expected one of {MODEL_KINDS}")
         return kind
@@ -142,22 +143,15 @@ def load_frames(paths: Sequence[Path]) -> np.ndarray:
     """Reads RGB frames into uint8 (T, H, W, 3).
 
     Raises:
-        FileNotFoundError: a frame is missing (the message names it).
-        InputError: frames of different sizes.
+        VideoReadError: a frame is missing or not a readable image (the message names it).
+        ShapeMismatchError: frames of different sizes.
+        InputError: no frames.
     """
-    from PIL import Image
+    from videoglamm.processing.video_io import read_images
 
-    arrays = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"frame not found: {path}")
-        with Image.open(path) as img:
-            arrays.append(np.asarray(img.convert("RGB")))
-    if not arrays:
+    if not paths:
         raise InputError("no frames to read")
-    if len({a.shape for a in arrays}) > 1:
-        raise InputError(f"frames of {Path(paths[0]).parent} differ in size: {sorted({a.shape for a in arrays})}")
-    return np.stack(arrays)
+    return read_images(paths).numpy()
 
 
 def save_mask_png(mask: np.ndarray, path: Path) -> None:
@@ -268,9 +262,11 @@ def zip_dir_atomic(src: Path, zip_path: Path, prefix: str = "") -> list[str]:
     """
     files = sorted(p for p in Path(src).rglob("*") if p.is_file())
     names = [prefix + p.relative_to(src).as_posix() for p in files]
+    from videoglamm.atomic import check_output_path, remove_stale_siblings, temp_sibling
+
+    check_output_path(zip_path, "file")
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=zip_path.parent, prefix=f".{zip_path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temp_sibling(zip_path, folder=False)
     try:
         # PNGs are already compressed: storing them is as small and much faster.
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -278,8 +274,9 @@ def zip_dir_atomic(src: Path, zip_path: Path, prefix: str = "") -> list[str]:
                 archive.write(path, name)
         os.replace(tmp, zip_path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    remove_stale_siblings(zip_path)
     return names
 
 
@@ -304,6 +301,9 @@ def result_header(predictor: Predictor, benchmark: str, split: str, protocol: st
 
 def open_run(args: argparse.Namespace, predictor: Predictor | None) -> tuple[Any, Predictor]:
     """The accelerator and the predictor (loaded from `--model` unless one is given)."""
+    from videoglamm.atomic import check_output_path
+
+    check_output_path(args.out)  # before any model is loaded
     acc = accelerator()
     if predictor is None:
         predictor = Predictor.load(args.model, args, args.device or acc.device)

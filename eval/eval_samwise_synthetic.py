@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def evaluate(model_dir: Path, num_videos: int, seed: int, num_frames: int, size:
     return {k: (float(np.mean([s[0] for s in v])), float(np.mean([s[1] for s in v])), len(v)) for k, v in scores.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--num-videos", type=int, default=40)
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write {model: {kind: [J, F, n]}} as JSON here")
     parser.add_argument("--no-suppress-absent", action="store_true",
                         help="keep masks whose SAM2 object score is <= 0 (a SAM2 without a trained score head)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     tables = {}
     print("| model | kind | J&F | J | F | expressions |\n|---|---|---|---|---|---|")
     for model_dir in args.models:
@@ -72,4 +73,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("eval_samwise_synthetic.py", main))

@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write the table as JSON here")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    from videoglamm.errors import InputError
+
+    if args.videos < 1 or args.frames < 1:
+        raise InputError(f"--videos and --frames must be >= 1, got {args.videos} and {args.frames}")
     torch.set_num_threads(args.threads)
     model = VideoGLaMM.from_pretrained(args.model).eval()
     args.mask_mode = args.mask_mode or model.config.inference.mask_mode
@@ -101,4 +105,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("eval_synthetic.py", main))

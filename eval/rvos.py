@@ -254,4 +254,6 @@ def main(argv: Sequence[str] | None = None, predictor: Predictor | None = None) 
 
 
 if __name__ == "__main__":
-    main()
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("rvos.py", main))

@@ -14,7 +14,7 @@ import torch
 from official_files import TINY_TOKENIZER, hub_cache, tiny_samwise_release, tiny_videoglamm_release
 from videoglamm.config import InferenceConfig, VideoGLaMMConfig
 from videoglamm.convert import KINDS, convert_official, to_official
-from videoglamm.errors import CheckpointError
+from videoglamm.errors import CheckpointError, InputError
 from videoglamm.model_card import EvalEntry
 from videoglamm.modeling.videoglamm import VideoGLaMM
 from videoglamm.samwise.config import SAMWISEConfig
@@ -143,7 +143,7 @@ def test_release_errors_name_what_is_missing(official, ours, tmp_path: Path) -> 
     with pytest.raises(CheckpointError, match=r"missing \['model.norm.weight'\]"):
         VideoGLaMM.from_pretrained(src, clip=root / "clip.bin", config="videoglamm-tiny", conversion_cache=conv)
     assert list(conv.iterdir()) == []
-    with pytest.raises(TypeError, match=r"\['clip'\] only apply when converting an official release"):
+    with pytest.raises(InputError, match=r"\['clip'\] only apply when converting an official release"):
         VideoGLaMM.from_pretrained(ours[1] / "folder", clip=root / "clip.bin")
     with pytest.raises(CheckpointError, match="is neither a preset .* nor the official VideoGLaMM release"):
         VideoGLaMM.from_pretrained(TINY_TOKENIZER)
@@ -172,7 +172,7 @@ def test_samwise_pth_from_a_file_and_from_the_hub(tmp_path: Path, monkeypatch: p
                                       "repo": "ClaudiaCuttano/samwise-tiny", "revision": commit}]
     again = SAMWISE.from_pretrained(pth, config="samwise-tiny", conversion_cache=conv)
     assert same_state(source, again) and len(list(conv.iterdir())) == 2
-    with pytest.raises(TypeError, match="config= only applies"):
+    with pytest.raises(InputError, match="config= only applies"):
         SAMWISE.from_pretrained(entry, config="samwise-tiny")
 
 

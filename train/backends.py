@@ -143,7 +143,9 @@ def deepspeed_config(path: str | Path, train: TrainSection, world_size: int) -> 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"DeepSpeed config {path} does not exist")
-    cfg = json.loads(path.read_text())
+    from videoglamm.safe_io import read_json
+
+    cfg = read_json(path, ConfigError, what="a DeepSpeed config")
     stage = cfg.get("zero_optimization", {}).get("stage")
     if stage not in (2, 3):
         # Stages 2/3 discard a step with non-finite gradients; the loop relies on it (see DeepSpeedBackend).

@@ -132,6 +132,9 @@ def _build(cls: type, value: Any, where: str) -> Any:
     unknown = sorted(set(value) - known)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
+    from videoglamm.typecheck import check_field_types
+
+    check_field_types(cls, value, where)  # "no" for a bool or 2.5 for a step count is refused, not coerced
     try:
         return cls(**{k: tuple(v) if isinstance(v, list) and k in ("betas", "size") else v
                       for k, v in value.items()})
@@ -156,10 +159,14 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         node: Any = out
         for part in parts[:-1]:
             node = _child(node, part, item)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({' '.join(str(err).split())})") from None
         if isinstance(node, list):
-            node[_list_index(node, parts[-1], item)] = yaml.safe_load(text)
+            node[_list_index(node, parts[-1], item)] = value
         else:
-            node[parts[-1]] = yaml.safe_load(text)
+            node[parts[-1]] = value
     return out
 
 
@@ -202,18 +209,30 @@ def from_dict(raw: dict[str, Any], source: str = "") -> TrainConfig:
     )
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a recipe YAML and apply command-line overrides.
+def read_recipe(path: str | Path) -> Any:
+    """The parsed YAML of a recipe file.
 
     Raises:
-        ConfigError: missing file, unknown keys, invalid values.
+        ConfigError: the file is missing or not valid YAML (the position is named).
     """
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"training config {path} does not exist")
-    raw = yaml.safe_load(path.read_text())
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a recipe YAML and apply command-line overrides.
+
+    Raises:
+        ConfigError: missing file, unknown keys, invalid values.
+    """
+    raw = read_recipe(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} does not hold a mapping")
     return from_dict(apply_overrides(raw, overrides), str(path))

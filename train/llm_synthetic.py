@@ -210,4 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("llm_synthetic.py", main))

@@ -181,4 +181,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("sam2_synthetic.py", main))

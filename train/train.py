@@ -13,11 +13,13 @@ DeepSpeed ZeRO-2 (same launchers): add
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 if __name__ == "__main__":
     import _script_path  # noqa: F401  (train/ is sys.path[0]: put the repository root there instead)
@@ -48,28 +50,45 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(int(os.environ.get("VIDEOGLAMM_TRAIN_THREADS", torch.get_num_threads())))
     cfg = load_config(args.config, args.overrides)
-    trainer = Trainer(cfg, resume=args.resume)
-    try:
-        summary = trainer.fit()
-    finally:
-        trainer.close()
+    with _removed_on_failure(Path(cfg.train.output_dir), rank):
+        trainer = Trainer(cfg, resume=args.resume)
+        try:
+            summary = trainer.fit()
+        finally:
+            trainer.close()
     if rank == 0:
-        summary_path = Path(cfg.train.output_dir) / "summary.json"
-        summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+        from videoglamm.atomic import write_text
+
+        write_text(Path(cfg.train.output_dir) / "summary.json", json.dumps(summary, indent=1) + "\n")
         print(json.dumps(summary))
     return 0
 
 
+@contextlib.contextmanager
+def _removed_on_failure(output_dir: Path, rank: int) -> Iterator[None]:
+    """A run that fails before its first checkpoint removes the output folder it created (its `base/`,
+    `metrics.jsonl` and `tensorboard/` are of no use without one); an existing run folder is kept."""
+    from videoglamm.atomic import check_output_path
+
+    from train.checkpoint import latest_checkpoint
+
+    check_output_path(output_dir)
+    existed = output_dir.exists()
+    try:
+        yield
+    except BaseException:
+        if rank == 0 and not existed and output_dir.is_dir() and latest_checkpoint(output_dir) is None:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+
+
 def _is_samwise_recipe(path: str) -> bool:
     """Whether a recipe trains SAMWISE (its `model.preset` is a SAMWISE preset)."""
-    import yaml
-
-    from videoglamm.errors import ConfigError
     from videoglamm.samwise.config import SAMWISEConfig
 
-    if not Path(path).is_file():
-        raise ConfigError(f"training config {path} does not exist")
-    raw = yaml.safe_load(Path(path).read_text())
+    from train.config import read_recipe
+
+    raw = read_recipe(path)
     preset = (raw.get("model") or {}).get("preset") if isinstance(raw, dict) else None
     return preset in SAMWISEConfig.presets
 
@@ -87,4 +106,6 @@ def _train_samwise(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("train.py", main))

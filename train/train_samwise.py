@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,43 @@ def collate(model: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# What the recipe's fields must be (the code reads them as such); checked before anything is built.
+_RECIPE_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "model": {"preset": (str,)},
+    "data": {"num_videos": (int,), "seed": (int,), "num_frames": (int,), "size": (list, tuple)},
+    "optim": {"lr": (int, float), "weight_decay": (int, float), "batch_size": (int,), "steps": (int,),
+              "clip_grad_norm": (int, float)},
+    "run": {"seed": (int,), "output_dir": (str,), "save_every": (int,), "log_every": (int,),
+            "use_adapters": (bool,)},
+}
+
+
+def check_recipe(cfg: Any, source: str) -> None:
+    """Refuse a SAMWISE recipe with a missing section or field of the wrong type, naming it.
+
+    Raises:
+        ConfigError: e.g. "optim.steps must be int, got 'two'".
+    """
+    from videoglamm.errors import ConfigError
+
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{source} does not hold a mapping")
+    for section, fields in _RECIPE_TYPES.items():
+        values = cfg.get(section)
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: missing section '{section}'")
+        for name, types in fields.items():
+            if name == "use_adapters" and name not in values:
+                continue
+            value = values.get(name)
+            ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+            if not ok:
+                raise ConfigError(f"{source}: {section}.{name} must be {' or '.join(t.__name__ for t in types)}, "
+                                  f"got {value!r}")
+            if types == (int,) and name not in ("seed",) and value < 1:
+                raise ConfigError(f"{source}: {section}.{name} must be >= 1, got {value}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -68,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     from videoglamm.samwise.model import SAMWISE
     from videoglamm.samwise.sam2_init import load_sam2_weights
 
-    from train.config import apply_overrides
+    from train.config import apply_overrides, read_recipe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -77,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-adapters", action="store_true", help="ablation: skip the CMT adapters")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides of the recipe (values are YAML)")
     args = parser.parse_args(argv)
-    cfg = apply_overrides(yaml.safe_load(Path(args.config).read_text()), args.overrides)
+    cfg = apply_overrides(read_recipe(args.config), args.overrides)
+    check_recipe(cfg, args.config)
     run, optim, data = cfg["run"], cfg["optim"], cfg["data"]
     steps = args.steps if args.steps is not None else optim["steps"]
     out = Path(args.output_dir or run["output_dir"])
@@ -126,4 +165,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from videoglamm.cli.entry import run_script
+
+    sys.exit(run_script("train_samwise.py", main))

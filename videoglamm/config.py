@@ -302,6 +302,9 @@ def _as_section(sections: dict[str, type], name: str, value: Any) -> Any:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(value) - known)
         _check(not unknown, f"unknown field(s) {unknown} in config section '{name}'; known: {sorted(known)}")
+        from videoglamm.typecheck import check_field_types
+
+        check_field_types(cls, value, name)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
     raise ConfigError(f"config section '{name}' must be a dict or {cls.__name__}, got {type(value).__name__}")
 

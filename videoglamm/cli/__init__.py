@@ -12,7 +12,6 @@ import logging
 import sys
 from typing import Sequence
 
-from videoglamm.errors import VideoGLaMMError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {}
@@ -43,16 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Errors end as one `videoglamm COMMAND: error: ...` line (see `entry.guarded`):
+    exit 2 for bad input, 1 for a bug, 130 for Ctrl-C; `--debug` adds the traceback."""
+    from videoglamm.cli.entry import guarded
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(importlib.import_module(args._module).run(args) or 0)
-    except (VideoGLaMMError, FileNotFoundError) as err:
-        if args.debug:
-            raise
-        print(f"videoglamm {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return guarded(f"videoglamm {args.command}", lambda: importlib.import_module(args._module).run(args),
+                   args.debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     from videoglamm.errors import InputError
 
+    from videoglamm.atomic import check_output_path
+
+    check_output_path(args.dst)  # before hours of conversion, not after
     dtype = getattr(torch, args.dtype) if args.dtype else None
     preset = args.preset or DEFAULT_PRESETS[args.kind]
     if args.kind == "samwise":

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", help="video file (mp4, avi, ...)")
+    parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of frame images (jpg/png)")
     parser.add_argument("prompt", nargs="+", help="question(s) about the video")
     parser.add_argument("--model", default="videoglamm-tiny-synthetic",
                         help="folder from save_pretrained, a shipped model or a preset name")
@@ -28,20 +28,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from videoglamm.atomic import check_output_path
     from videoglamm.errors import InputError
     from videoglamm.modeling.predict import PredictOptions, predict_stream
     from videoglamm.modeling.videoglamm import VideoGLaMM
     from videoglamm.writers import write_prediction
 
-    if not Path(args.video).is_file():
-        raise InputError(f"video file not found: {args.video}")
+    # Everything that can be checked before the model loads is checked first.
+    if not Path(args.video).exists():
+        raise InputError(f"video not found: {args.video} (a video file or a folder of frame images)")
+    if not args.fps > 0:
+        raise InputError(f"--fps (frame rate of overlay.mp4) must be > 0, got {args.fps}")
+    if any(not p.strip() for p in args.prompt):
+        raise InputError("a prompt is empty; pass the question as text")
+    check_output_path(args.out)
     from videoglamm.samwise.persistence import is_samwise
 
     if is_samwise(args.model):  # a referring-segmentation model: every prompt is tracked in one pass
         from videoglamm.samwise.cli import run_predict
 
         return run_predict(args)
-    model = VideoGLaMM.from_pretrained(args.model, device=args.device).eval()
+    model = VideoGLaMM.from_pretrained(args.model, device=args.device, progress=not args.no_progress).eval()
     given = {"num_frames": args.num_frames, "frame_sampling": args.frame_sampling,
              "max_new_tokens": args.max_new_tokens, "mask_mode": args.mask_mode, "prompt_frames": args.prompt_frames}
     opts = PredictOptions.for_model(model.config, **{k: v for k, v in given.items() if v is not None})

@@ -20,7 +20,6 @@ import importlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,38 +61,41 @@ def _load_callable(spec: str) -> Callable[..., Any]:
     module, sep, name = spec.partition(":")
     if not sep or not module or not name:
         raise ConfigError(f"expected module:function, got {spec!r}")
-    fn = getattr(importlib.import_module(module), name, None)
+    try:
+        fn = getattr(importlib.import_module(module), name, None)
+    except ImportError as err:
+        raise ConfigError(f"{spec!r}: cannot import module {module!r} ({err}); is it on PYTHONPATH?") from None
     if not callable(fn):
         raise ConfigError(f"{spec!r} does not name a callable")
     return fn
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"JSON file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from err
+def _read_json(path: Path) -> dict[str, Any]:
+    from videoglamm.safe_io import read_json
+
+    return read_json(path, InputError, what="{id: ...} captions")
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
     """Writes JSON so readers never see a half-written file: temp file in the same folder, then
-    os.replace (atomic on POSIX and Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    os.replace (atomic on POSIX and Windows).
+
+    Raises:
+        InputError: `path` is a folder or lies under a file.
+    """
+    from videoglamm.atomic import write_text
+
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _run_task(args: argparse.Namespace) -> dict[str, Any]:
+    if args.out is not None:
+        from videoglamm.atomic import check_output_path
+
+        check_output_path(args.out, "file")  # before scoring, not after
     if args.task == "rvos":
+        if args.workers < 1:
+            raise InputError(f"--workers must be >= 1, got {args.workers}")
         from videoglamm.metrics.evaluate_rvos import evaluate_rvos
 
         seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise InputError(f"--frames must be >= 1, got {args.frames}")
+    if min(args.size) < 32:
+        raise InputError(f"--size must be at least 32x32 (three bands of shapes must fit), got "
+                         f"{args.size[0]}x{args.size[1]}")
     out = write_dataset(args.out, args.videos, args.seed, num_frames=args.frames, size=args.size,
                         overwrite=args.overwrite, progress=not args.no_progress)
     logger.info("wrote %d synthetic videos to %s", args.videos, out)

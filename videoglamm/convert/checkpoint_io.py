@@ -48,7 +48,9 @@ def list_shards(path: str | Path) -> list[Shard]:
     for name in INDEX_FILES:
         index = path / name
         if index.is_file():
-            weight_map = json.loads(index.read_text()).get("weight_map")
+            from videoglamm.safe_io import read_json
+
+            weight_map = read_json(index, what="a shard index").get("weight_map")
             if not isinstance(weight_map, dict) or not weight_map:
                 raise CheckpointError(f"{index} has no 'weight_map'; is it a Hugging Face shard index?")
             files: dict[str, set[str]] = {}
@@ -74,13 +76,13 @@ def load_file(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file as load_safetensors
+        from videoglamm.safe_io import read_safetensors
 
-        return load_safetensors(path)
+        return read_safetensors(path)
     mmap = zipfile.is_zipfile(path)  # torch can only memory-map the zip format, not legacy pickles
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
         raise CheckpointError(
             f"{path}: cannot be read with torch.load(weights_only=True): {err}. Only tensors and plain "
             "containers are accepted; re-save the checkpoint as a state dict"

@@ -148,7 +148,7 @@ def load_samwise_checkpoint(path: Path) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
         raise CheckpointError(f"{path}: cannot be read as a SAMWISE checkpoint with torch.load(weights_only=True): "
                               f"{err}") from err
 
@@ -166,7 +166,10 @@ def convert_samwise_file(src: Path, config: Any, dtype: torch.dtype | None = Non
     checkpoint = load_samwise_checkpoint(src)
     with torch.device("meta"):
         model = SAMWISE(config)
-    state, report = convert_samwise(checkpoint, model)
+    try:
+        state, report = convert_samwise(checkpoint, model)
+    except CheckpointError as err:
+        raise CheckpointError(f"{src}: {err}") from None
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     load_state_strict(model, state, str(src))

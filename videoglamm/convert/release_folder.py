@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 
 def _release_config(src: Path) -> dict[str, Any] | None:
     path = src / "config.json"
-    return json.loads(path.read_text()) if src.is_dir() and path.is_file() else None
+    from videoglamm.safe_io import read_json
+
+    return read_json(path, what="the release's config") if src.is_dir() and path.is_file() else None
 
 
 def _tokenizer(tokenizer: str | os.PathLike | None, src: Path) -> Any:

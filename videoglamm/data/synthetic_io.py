@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +56,9 @@ def write_dataset(out: Path, num_videos: int, seed: int, *, num_frames: int = 12
         raise InputError(f"--videos must be >= 1, got {num_videos}")
     if out.exists() and not overwrite:
         raise InputError(f"{out} already exists; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    from videoglamm.atomic import atomic_dir
+
+    tmp, commit = atomic_dir(out)  # refuses an --out that is a file or lies under one
     try:
         meta: dict = {"videos": {}}
         (tmp / "gcg").mkdir()
@@ -79,13 +79,7 @@ def write_dataset(out: Path, num_videos: int, seed: int, *, num_frames: int = 12
             }
             _write_json(tmp / "gcg" / f"{video.name}.json", {"caption": video.caption})
         _write_json(tmp / "meta_expressions.json", meta)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(old / out.name)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        commit()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

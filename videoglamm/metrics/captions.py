@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from videoglamm.errors import InputError
 
@@ -113,6 +113,7 @@ def caption_scores(refs: Mapping[str, Sequence[str]], preds: Mapping[str, str]) 
         meteor, meteor_each = meteor_scorer.compute_score(gts, res)
     finally:
         # Stop the METEOR JVM now rather than whenever the scorer is garbage collected.
+        _close_meteor(meteor_scorer)
         del meteor_scorer
     corpus["METEOR"] = float(meteor)
     for name, scorer in (("ROUGE_L", Rouge()), ("CIDEr", Cider())):
@@ -123,3 +124,15 @@ def caption_scores(refs: Mapping[str, Sequence[str]], preds: Mapping[str, str]) 
     for k, v in zip(ids, meteor_each):
         per[k]["METEOR"] = float(v)
     return CaptionScores(corpus=corpus, per_caption=per)
+
+
+def _close_meteor(scorer: Any) -> None:
+    """End the scorer's Java process and close all three of its pipes (its own `__del__` leaves stdout and
+    stderr open: a ResourceWarning each). Its `__del__` later finds the process already gone."""
+    proc = scorer.meteor_p
+    with scorer.lock:
+        proc.stdin.close()
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

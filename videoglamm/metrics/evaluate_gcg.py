@@ -35,7 +35,9 @@ def _load_index(root: Path) -> dict[str, Any]:
     path = root / "gcg.json"
     if not path.is_file():
         raise FileNotFoundError(f"GCG index not found: {path}")
-    index = json.loads(path.read_text())
+    from videoglamm.safe_io import read_json
+
+    index = read_json(path, DatasetError, what="a GCG index")
     for video, entry in index.items():
         if not isinstance(entry, dict) or "phrases" not in entry or "caption" not in entry:
             raise DatasetError(f"{path}: entry {video!r} needs 'caption' and 'phrases'")

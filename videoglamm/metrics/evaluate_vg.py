@@ -59,13 +59,17 @@ def evaluate_vg(gt_path: str | os.PathLike, pred: str | os.PathLike) -> dict[str
         raise FileNotFoundError(f"VG GT file not found: {gt_path}")
     if not pred.exists():
         raise FileNotFoundError(f"VG prediction not found: {pred}")
-    gt = json.loads(gt_path.read_text())
-    pred_json = json.loads(pred.read_text()) if pred.is_file() else None
+    from videoglamm.safe_io import read_json
+
+    gt = read_json(gt_path, DatasetError, what="visual grounding GT")
+    pred_json = read_json(pred, DatasetError, what="predictions") if pred.is_file() else None
     spans = {}
     if pred_json is None and (pred / "spans.json").is_file():
-        spans = json.loads((pred / "spans.json").read_text())
+        spans = read_json(pred / "spans.json", DatasetError)
     per_video, qtypes, missing = {}, {}, []
     for video, entry in gt.items():
+        if not isinstance(entry, dict):
+            raise DatasetError(f"{gt_path}: entry {video!r} must be an object with qtype, frames, boxes")
         for key in ("qtype", "frames", "boxes"):
             if key not in entry:
                 raise DatasetError(f"{gt_path}: video {video!r} has no {key!r}")

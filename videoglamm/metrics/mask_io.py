@@ -16,6 +16,7 @@ differs from the GT raises `ShapeMismatchError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import deque
@@ -62,10 +63,27 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
 
 def _png_pixels(path: str | os.PathLike) -> np.ndarray:
     """`read_mask_png` without its final copy: the array may be a read-only view of Pillow's bytes."""
-    from PIL import Image
+    with _decoding(path):
+        from PIL import Image
 
-    with Image.open(path) as img:
-        return _image_pixels(img, path)
+        with Image.open(path) as img:
+            if img.format != "PNG":
+                raise InputError(f"{path} is a {img.format} image, not a PNG; masks must be lossless PNGs")
+            return _image_pixels(img, path)
+
+
+@contextlib.contextmanager
+def _decoding(path: str | os.PathLike) -> Iterator[None]:
+    """A mask file that is not a complete image (truncated, another format, garbage) is an InputError naming
+    it; a missing file stays a FileNotFoundError (callers treat missing predictions as empty)."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        yield
+    except (FileNotFoundError, InputError):
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"cannot read mask {path}: {err}; is it a complete PNG file?") from None
 
 
 def _image_pixels(img: Any, path: str | os.PathLike) -> np.ndarray:
@@ -120,7 +138,9 @@ def read_mask(path: str | os.PathLike) -> WindowMask:
     """
     from PIL import Image
 
-    with Image.open(path) as img:
+    with _decoding(path), Image.open(path) as img:
+        if img.format != "PNG":
+            raise InputError(f"{path} is a {img.format} image, not a PNG; masks must be lossless PNGs")
         if img.mode in ("P", "L", "1"):
             img.load()
             return PngMask(img)
@@ -347,7 +367,9 @@ def load_mevis_split(root: str | os.PathLike) -> MevisSplit:
     for path in (meta_path, mask_path):
         if not path.is_file():
             raise FileNotFoundError(f"MeViS split file not found: {path}")
-    meta = json.loads(meta_path.read_text())
+    from videoglamm.safe_io import read_json
+
+    meta = read_json(meta_path, DatasetError, what="MeViS meta_expressions")
     if "videos" not in meta:
         raise DatasetError(f"{meta_path} has no 'videos' key (expected MeViS meta_expressions format)")
-    return MevisSplit(meta, json.loads(mask_path.read_text()), root)
+    return MevisSplit(meta, read_json(mask_path, DatasetError, what="MeViS mask_dict"), root)

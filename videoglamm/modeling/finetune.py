@@ -41,12 +41,12 @@ def load_trainable(model: torch.nn.Module, folder: str | Path) -> None:
     Raises:
         CheckpointError: missing file, missing/unexpected names or shape mismatches.
     """
-    from safetensors.torch import load_file
+    from videoglamm.safe_io import read_safetensors
 
     path = Path(folder) / TRAINABLE_FILE
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; pass a checkpoints/step_* folder of a training run")
-    copy_trainable(model, load_file(path), path,
+    copy_trainable(model, read_safetensors(path, "trainable weights"), path,
                    hint="; was it written by a run with the same model recipe (lora, train_llm)?")
 
 
@@ -54,7 +54,9 @@ def read_trainer_state(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; {folder} is not a training checkpoint")
-    return json.loads(path.read_text())
+    from videoglamm.safe_io import read_json
+
+    return read_json(path, what="a training checkpoint's trainer state")
 
 
 def run_writes_base(weights: str | None, sam2_weights: str | None, llm_weights: str | None = None) -> bool:

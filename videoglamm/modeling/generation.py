@@ -8,6 +8,8 @@ extra forward pass and no re-encoding of the video is needed (the official pipel
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -78,6 +80,7 @@ def generate(
     if hidden_source == "phrase" and phrase_index is None:
         raise ValueError('hidden_source "phrase" needs phrase_index (see VideoGLaMMProcessor.generated_phrase_index)')
     embed = lm.get_input_embeddings()
+    cache_arg = _cache_argument(type(lm.model))
     tokens: list[int] = []
     token_hidden: list[torch.Tensor] = []  # hidden state at each generated token, once it has been fed
     seg_hidden: list[torch.Tensor] = []
@@ -90,8 +93,8 @@ def generate(
         if len(tokens) == max_new_tokens and not pending_seg:
             break
         if use_cache:
-            out = lm.model(inputs_embeds=step_input, past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            out = lm.model(inputs_embeds=step_input, use_cache=True, **{cache_arg: past})
+            past = getattr(out, cache_arg)
         else:
             out = lm.model(inputs_embeds=sequence, use_cache=False)
         last = out.last_hidden_state[:, -1]  # (1, hidden)
@@ -117,6 +120,13 @@ def generate(
             sequence = torch.cat([sequence, step_input], dim=1)
     hidden = torch.stack(seg_hidden) if seg_hidden else prompt_embeds.new_zeros(0, prompt_embeds.shape[-1])
     return GenerationOutput(token_ids=tokens, seg_hidden=hidden, stopped=stopped)
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_argument(model_cls: type) -> str:
+    """The KV-cache keyword of the installed transformers' decoder: `cache` (5.x; `past_key_values` is
+    deprecated there, warning on every call) or `past_key_values` (4.x). The output field has the same name."""
+    return "cache" if "cache" in inspect.signature(model_cls.forward).parameters else "past_key_values"
 
 
 def _phrase_mean(tokens: list[int], token_hidden: list[torch.Tensor],

@@ -6,7 +6,11 @@ fine-tuning step: `apply_lora` wraps the LLM for training and `merge_lora` folds
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import logging
+import sys
+import warnings
+from typing import TYPE_CHECKING, Iterator
 
 from torch import nn
 
@@ -27,15 +31,32 @@ def build_llm(cfg: LLMConfig) -> "Phi3ForCausalLM":
 
 def causal_lm(llm: nn.Module) -> "Phi3ForCausalLM":
     """The underlying `Phi3ForCausalLM`, whether or not LoRA currently wraps it."""
-    from peft import PeftModel
-
-    return llm.get_base_model() if isinstance(llm, PeftModel) else llm
+    return llm.get_base_model() if has_lora(llm) else llm
 
 
 def has_lora(llm: nn.Module) -> bool:
-    from peft import PeftModel
+    # Only a model that went through `wrap_with_lora` can be a PeftModel, and that imported peft: a model
+    # without LoRA never imports peft (whose bitsandbytes import prints a warning about CPU kernels).
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(llm, peft.PeftModel)
 
-    return isinstance(llm, PeftModel)
+
+@contextlib.contextmanager
+def quiet_bitsandbytes_import() -> Iterator[None]:
+    """Import-time notice of bitsandbytes that an optional CPU 4-bit kernel package is absent (the
+    built-in kernels are used instead): dropped, so that using peft does not print it on every run."""
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "gemm_4bit_forward" not in record.getMessage()
+
+    log = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    drop = _Drop()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
 
 
 def set_llm_trainable(llm: nn.Module) -> None:
@@ -53,7 +74,8 @@ def wrap_with_lora(llm: nn.Module, cfg: LoRAConfig) -> nn.Module:
     Raises:
         ValueError: when it is already wrapped, or when no module matches a target.
     """
-    from peft import LoraConfig, get_peft_model
+    with quiet_bitsandbytes_import():
+        from peft import LoraConfig, get_peft_model
 
     if has_lora(llm):
         raise ValueError("LoRA is already applied to this model; merge it first")
@@ -65,7 +87,11 @@ def wrap_with_lora(llm: nn.Module, cfg: LoRAConfig) -> nn.Module:
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none",
         target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
     )
-    wrapped = get_peft_model(llm, lora)
+    with warnings.catch_warnings():
+        # peft (<= 0.21) reads transformers' deprecated `is_gradient_checkpointing` alias: a FutureWarning on
+        # every wrap about a call that is not ours to change; checkpointing itself uses the current API.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        wrapped = get_peft_model(llm, lora)
     set_llm_trainable(wrapped)
     return wrapped
 

@@ -21,14 +21,14 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from videoglamm.atomic import atomic_dir  # noqa: F401  (re-exported: writers import it from here)
 from videoglamm.config import PRESETS, LoRAConfig, VideoGLaMMConfig
-from videoglamm.errors import CheckpointError
+from videoglamm.errors import CheckpointError, InputError
 
 if TYPE_CHECKING:
     from videoglamm.modeling.videoglamm import VideoGLaMM
@@ -41,24 +41,6 @@ LLM_DIR = "llm"
 PACKAGED_MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
 # Names that resolve to a preset architecture plus weights shipped inside the package.
 SHIPPED = {"videoglamm-tiny-synthetic": "videoglamm-tiny"}
-
-
-def atomic_dir(final: Path) -> tuple[Path, "callable"]:
-    """A temporary sibling folder and a `commit()` that renames it onto `final` (replacing it)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-
-    def commit() -> None:
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-
-    return tmp, commit
 
 
 def _non_llm_state(model: "VideoGLaMM") -> dict[str, torch.Tensor]:
@@ -131,27 +113,82 @@ def _strict_report(missing: list[str], unexpected: list[str], where: Path, hint:
         )
 
 
-def _load_llm(path: Path, config: VideoGLaMMConfig, dtype: torch.dtype, quantization: str | None) -> Any:
+def _quantization_config(quantization: str, dtype: torch.dtype) -> Any:
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def _load_llm(path: Path, config: VideoGLaMMConfig, dtype: torch.dtype, quantization: str | None,
+              progress: bool = True) -> Any:
+    from safetensors import SafetensorError
     from transformers import Phi3ForCausalLM
+    from transformers.utils import logging as hf_logging
 
-    kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True}
+    from videoglamm.modeling.llm import quiet_bitsandbytes_import
+
+    if not any(path.glob("*.safetensors")):
+        raise CheckpointError(f"{path} has no .safetensors weights (pickled .bin files are never loaded); "
+                              "re-save the model with save_pretrained")
+    # use_safetensors: never fall back to unpickling a pytorch_model.bin placed beside them.
+    # ignore_mismatched_sizes: transformers then lists the mis-shaped keys in the loading info, which are
+    # refused below with their names (instead of its own error that only points at a printed report).
+    kwargs: dict[str, Any] = {"dtype": dtype, "output_loading_info": True, "use_safetensors": True,
+                              "ignore_mismatched_sizes": True}
     if quantization is not None:
-        from transformers import BitsAndBytesConfig
-
-        if quantization == "4bit":
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
-        elif quantization == "8bit":
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        else:
-            raise CheckpointError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
+        kwargs["quantization_config"] = _quantization_config(quantization, dtype)
         kwargs["device_map"] = "cpu" if not torch.cuda.is_available() else {"": 0}
-    llm, info = Phi3ForCausalLM.from_pretrained(path, **kwargs)
+    was_enabled, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    # Its load report (missing / unexpected / mis-shaped keys) is printed, not raised; every such key is
+    # raised below as a CheckpointError instead, so the printed copy is silenced.
+    hf_logging.set_verbosity_error()
+    try:
+        with quiet_bitsandbytes_import():
+            llm, info = Phi3ForCausalLM.from_pretrained(path, **kwargs)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError, SafetensorError) as err:
+        # transformers' own messages (a malformed config.json, a truncated shard, a shape mismatch).
+        raise CheckpointError(f"cannot load the LLM from {path} (config.json and *.safetensors): "
+                              f"{' '.join(str(err).split())[:600]}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if not progress and was_enabled:
+            hf_logging.enable_progress_bar()
     _strict_report(sorted(info["missing_keys"]), sorted(info["unexpected_keys"]), path)
     if info.get("mismatched_keys"):
-        raise CheckpointError(f"{path}: tensors with wrong shapes: {info['mismatched_keys'][:20]}")
+        raise CheckpointError(f"{path}: tensors with wrong shapes: {sorted(map(str, info['mismatched_keys']))[:20]}")
     llm.generation_config.do_sample = False
     return llm
+
+
+# Top-level config.json keys that are not sections: what PretrainedConfig writes about itself.
+_CONFIG_BOOKKEEPING = frozenset({"model_type", "preset", "transformers_version", "architectures", "_name_or_path",
+                                 "dtype", "torch_dtype"})
+
+
+def read_model_config(path: Path) -> VideoGLaMMConfig:
+    """The `VideoGLaMMConfig` of a model folder, strictly: valid JSON, this model type, no unknown field.
+
+    Raises:
+        CheckpointError: config.json missing, malformed or of another model type.
+        ConfigError: an unknown or ill-typed field.
+    """
+    from videoglamm.errors import ConfigError
+    from videoglamm.safe_io import read_json
+
+    raw = read_json(path / "config.json", what="a VideoGLaMM model config")
+    if raw.get("model_type") != VideoGLaMMConfig.model_type:
+        raise CheckpointError(f"{path}/config.json describes a {raw.get('model_type')!r} model, not videoglamm")
+    unknown = sorted(set(raw) - set(VideoGLaMMConfig.section_types) - _CONFIG_BOOKKEEPING)
+    if unknown:
+        raise ConfigError(f"{path}/config.json has unknown field(s) {unknown}; known sections: "
+                          f"{sorted(VideoGLaMMConfig.section_types)}. Fix or remove them")
+    return VideoGLaMMConfig.from_pretrained(path)
 
 
 def load_pretrained(
@@ -170,12 +207,17 @@ def load_pretrained(
     revision: str | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    progress: bool = True,
 ) -> "VideoGLaMM":
     """See `VideoGLaMM.from_pretrained`."""
+    from videoglamm.devices import resolve_device
+    from videoglamm.errors import ConfigError
     from videoglamm.hub import HubOptions, resolve
     from videoglamm.model_card import random_init
-    from videoglamm.processing.processor import VideoGLaMMProcessor
 
+    device = resolve_device(device)
+    if quantization not in (None, "4bit", "8bit"):
+        raise ConfigError(f"quantization must be '4bit', '8bit' or None, got {quantization!r}")
     hub = HubOptions(cache_dir=cache_dir, revision=revision, local_files_only=local_files_only, token=token)
     name = str(name_or_path)
     path = Path(name_or_path)
@@ -185,6 +227,8 @@ def load_pretrained(
             raise CheckpointError(f"the shipped weights of {name} are missing from this install ({path})")
     if not path.exists() and name in PRESETS:
         logger.warning("%s: no weights given; the model is RANDOMLY initialised (architecture only)", name)
+        from videoglamm.processing.processor import VideoGLaMMProcessor
+
         model = cls(VideoGLaMMConfig.from_preset(name)).to(device=device, dtype=dtype)
         model.processor = VideoGLaMMProcessor.from_preset(name)
         model.card = random_init(name)
@@ -197,18 +241,20 @@ def load_pretrained(
                                       {"repo": name, "revision": path.name} if from_hub else None)
         elif any(v is not None for v in release_parts.values()):
             given = sorted(k for k, v in release_parts.items() if v is not None)
-            raise TypeError(f"{given} only apply when converting an official release; {path} is already a "
-                            "videoglamm folder (its config.json says so)")
-        model = _load_folder(cls, path, dtype, device, quantization)
+            raise InputError(f"{given} only apply when converting an official release; {path} is already a "
+                             "videoglamm folder (its config.json says so): drop them")
+        model = _load_folder(cls, path, dtype, device, quantization, progress)
     if adapter is not None:
         load_adapter(model, resolve(adapter, hub))
     return model
 
 
 def _is_our_folder(path: Path) -> bool:
+    from videoglamm.safe_io import read_json
+
     if not (path / "config.json").is_file():
         return False
-    return json.loads((path / "config.json").read_text()).get("model_type") == VideoGLaMMConfig.model_type
+    return read_json(path / "config.json", what="a model config").get("model_type") == VideoGLaMMConfig.model_type
 
 
 def _converted_release(path: Path, parts: dict[str, Any], cache: str | os.PathLike | None, hub: Any,
@@ -219,7 +265,9 @@ def _converted_release(path: Path, parts: dict[str, Any], cache: str | os.PathLi
 
     if not is_official_videoglamm_release(path):
         if (path / "config.json").is_file():
-            raw = json.loads((path / "config.json").read_text())
+            from videoglamm.safe_io import read_json
+
+            raw = read_json(path / "config.json", what="a model config")
             raise CheckpointError(f"{path}/config.json describes a {raw.get('model_type')!r} model, and the folder "
                                   "is not the official VideoGLaMM release (no model.visual_model.* / "
                                   "model.text_hidden_fcs.* tensors in its shard index)")
@@ -255,37 +303,54 @@ def _resolve_clip(clip: str | os.PathLike, hub: Any) -> Path:
 
 
 def _load_folder(cls: type["VideoGLaMM"], path: Path, dtype: torch.dtype, device: str | torch.device,
-                 quantization: str | None) -> "VideoGLaMM":
+                 quantization: str | None, progress: bool = True) -> "VideoGLaMM":
     """Load a folder written by `save_pretrained`, strictly."""
-    from safetensors.torch import load_file
-
     from videoglamm.model_card import read_card, unknown_origin
-    from videoglamm.processing.processor import VideoGLaMMProcessor
+    from videoglamm.safe_io import read_safetensors
 
+    config = read_model_config(path)
     for needed in (WEIGHTS, f"{LLM_DIR}/config.json"):
         if not (path / needed).is_file():
             raise CheckpointError(f"{path} is missing {needed}; was it written completely by save_pretrained?")
-    config = VideoGLaMMConfig.from_pretrained(path)
+    processor = _load_processor(path)
     with torch.device("meta"):
         model = cls(config)
     # Fresh, aligned copies: safetensors' buffers can be unaligned, which changes CPU kernel paths and
     # so the last bits of some outputs (save -> load must give identical outputs).
-    state = {k: v.clone() for k, v in load_file(path / WEIGHTS).items()}
-    expected = set(_non_llm_state(model))
-    _strict_report(sorted(expected - set(state)), sorted(set(state) - expected), path / WEIGHTS)
+    state = {k: v.clone() for k, v in read_safetensors(path / WEIGHTS, "the model's non-LLM weights").items()}
+    expected = _non_llm_state(model)
+    _strict_report(sorted(set(expected) - set(state)), sorted(set(state) - set(expected)), path / WEIGHTS)
+    shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                    for k, v in expected.items() if v.shape != state[k].shape)
+    if shapes:
+        raise CheckpointError(f"{path / WEIGHTS}: {len(shapes)} tensor(s) with the wrong shape for this "
+                              f"config.json: {shapes[:10]}")
     for child_name, child in model.named_children():
         if child_name != "llm":
             prefix = child_name + "."
             child.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
                                   strict=True, assign=True)
-    model.llm = _load_llm(path / LLM_DIR, config, dtype, quantization)
+    model.llm = _load_llm(path / LLM_DIR, config, dtype, quantization, progress)
     _restore_trainable(model)
     for child_name, child in model.named_children():
         if child_name != "llm" or quantization is None:
             child.to(device=device, dtype=dtype)
-    model.processor = VideoGLaMMProcessor.from_pretrained(path)
+    model.processor = processor
     model.card = read_card(path) or unknown_origin(path)
     return model
+
+
+def _load_processor(path: Path) -> Any:
+    """The folder's tokenizer and processor; unreadable tokenizer files are a CheckpointError naming them."""
+    from videoglamm.processing.processor import VideoGLaMMProcessor
+
+    try:
+        return VideoGLaMMProcessor.from_pretrained(path)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as err:  # what tokenizers/transformers raise
+        raise CheckpointError(f"cannot load the tokenizer of {path} (tokenizer.json, tokenizer_config.json): "
+                              f"{' '.join(str(err).split())[:300]}; was the folder written by save_pretrained?") from None
 
 
 def _restore_trainable(model: "VideoGLaMM") -> "VideoGLaMM":
@@ -301,16 +366,17 @@ def load_adapter(model: "VideoGLaMM", path: str | os.PathLike) -> None:
     Raises:
         CheckpointError: files missing, or the adapter's keys differ from the model's trainable set.
     """
-    from safetensors.torch import load_file
+    from videoglamm.safe_io import read_json, read_safetensors
 
     path = Path(path)
     for needed in (ADAPTER_WEIGHTS, ADAPTER_CONFIG):
         if not (path / needed).is_file():
-            raise CheckpointError(f"{path} is missing {needed}; save it with save_pretrained(trainable_only=True)")
-    meta = json.loads((path / ADAPTER_CONFIG).read_text())
+            raise CheckpointError(f"adapter folder {path} is missing {needed}; save it with "
+                                  "save_pretrained(trainable_only=True)")
+    meta = read_json(path / ADAPTER_CONFIG, what="an adapter config")
     if meta.get("lora") and not model.has_lora:
         model.apply_lora(LoRAConfig(**meta["lora"]))
-    copy_trainable(model, load_file(path / ADAPTER_WEIGHTS), path / ADAPTER_WEIGHTS)
+    copy_trainable(model, read_safetensors(path / ADAPTER_WEIGHTS, "adapter weights"), path / ADAPTER_WEIGHTS)
 
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, hint: str = "") -> None:

@@ -68,6 +68,12 @@ class PredictOptions:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
+        from videoglamm.typecheck import check_field_types
+
+        try:
+            check_field_types(type(self), self.__dict__, "predict option")
+        except ConfigError as err:
+            raise InputError(str(err).replace("predict option.", "predict option ")) from None
         try:  # the same rules as the saved defaults, with this call's values
             InferenceConfig(num_frames=self.num_frames, frame_sampling=self.frame_sampling, video_fps=self.video_fps,
                             max_video_frames=self.max_video_frames, max_new_tokens=self.max_new_tokens,
@@ -89,7 +95,12 @@ class PredictOptions:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise InputError(f"unknown predict option(s) {unknown}; known options: {sorted(known)}")
-        return cls(**{**dataclasses.asdict(config.inference), **overrides})
+        opts = cls(**{**dataclasses.asdict(config.inference), **overrides})
+        segment = config.sampling.segment_frames
+        if opts.num_frames is not None and opts.num_frames % segment:
+            raise InputError(f"num_frames must be a multiple of the video tower's segment length {segment}, "
+                             f"got {opts.num_frames}")
+        return opts
 
 
 class _Source:
@@ -197,6 +208,7 @@ def answer_with(
         input_ids = torch.tensor([ids], device=device)
         with torch.no_grad():
             embeds = model.embed_inputs(input_ids, visual)
+            _check_context(model.config, embeds.shape[1], len(indices), opts.max_new_tokens)
             out = generate(
                 model.language_model, embeds, seg_token_id=model.config.tokens.seg_token_id, stop_ids=stop_ids,
                 hidden_source=model.config.seg_projector.hidden_source, max_new_tokens=opts.max_new_tokens,
@@ -231,6 +243,38 @@ def _prediction(session: "VideoSession", prompt: "SessionPrompt") -> StreamingPr
     )
 
 
+def check_prompts(prompts: Any) -> list[str]:
+    """The prompts as a list of non-blank strings.
+
+    Raises:
+        InputError: no prompt, a prompt that is not a string, or a blank one.
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, (list, tuple)):
+        raise InputError(f"the prompt must be a string or a list of strings, got {type(prompts).__name__}")
+    if not prompts:
+        raise InputError("no prompt given")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise InputError(f"prompt {i} must be a string, got {type(prompt).__name__} ({prompt!r:.60})")
+        if not prompt.strip():
+            raise InputError(f"prompt {i} is empty; pass the question as text")
+    return list(prompts)
+
+
+def _check_context(config: "VideoGLaMMConfig", length: int, frames: int, max_new_tokens: int) -> None:
+    """Refuse a prompt the LLM cannot attend to whole: neither cut nor run past its positions silently."""
+    limit = config.llm.max_position_embeddings
+    if length >= limit:
+        raise InputError(f"the prompt is too long: {length} tokens with the video's visual tokens ({frames} encoder "
+                         f"frames), the LLM's context is {limit} tokens; shorten the prompt or use fewer num_frames")
+    if length + max_new_tokens > limit:
+        raise InputError(f"the prompt ({length} tokens with the visual tokens) plus max_new_tokens={max_new_tokens} "
+                         f"exceed the LLM's context of {limit} tokens; use max_new_tokens <= {limit - length} or a "
+                         "shorter prompt")
+
+
 def _mask_stream(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: torch.Tensor,
     prompt_frames: list[int], mode: str,
@@ -252,6 +296,7 @@ def predict_stream(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", video: VideoLike, prompt: str, opts: PredictOptions
 ) -> StreamingPrediction:
     """Generate the answer now; compute masks frame by frame as the result is iterated."""
+    prompt = check_prompts([prompt])[0]
     from videoglamm.modeling.session import VideoSession
 
     session = VideoSession(model, processor, video, opts)
@@ -293,8 +338,7 @@ def predict_many(
     features shared by the prompts' objects."""
     from videoglamm.modeling.session import VideoSession
 
-    if not prompts:
-        raise InputError("no prompt given")
+    prompts = check_prompts(prompts)
     session = VideoSession(model, processor, video, opts)
     for prompt in prompts:
         session.add_text_prompt(prompt)

@@ -226,9 +226,9 @@ class VideoSession:
         Raises:
             InputError: an empty prompt, a frame already propagated or outside the video, no frame yet.
         """
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise InputError("no prompt given")
+        from videoglamm.modeling.predict import check_prompts
+
+        prompts = check_prompts(prompt)
         start = self._prompt_frame(frame_idx)
         indices, visual = self._encoder_tokens()
         ids: list[int] = []

@@ -297,8 +297,8 @@ class VideoGLaMM(nn.Module):
         """Answer `prompt` about `video` with text and one mask track per `[SEG]`.
 
         Args:
-            video: a file path (read with decord), a folder of .jpg/.png frames (name order), a list of PIL
-                images or uint8 (T, H, W, 3).
+            video: a file path (read with decord), a folder of frame images, a list of image paths or PIL
+                images, or uint8 (T, H, W, 3).
             prompt: one prompt, or a list of prompts (the video is then encoded once for all).
             **options: see `videoglamm.modeling.predict.PredictOptions` (num_frames, frame_sampling,
                 frame_indices, max_new_tokens, do_sample, mask_mode, prompt_frames, ...); what is not given
@@ -310,10 +310,10 @@ class VideoGLaMM(nn.Module):
         Raises:
             InputError: an unknown option or a value out of range, a bad video or prompt.
         """
-        from videoglamm.modeling.predict import PredictOptions, predict_many
+        from videoglamm.modeling.predict import PredictOptions, check_prompts, predict_many
 
         opts = PredictOptions.for_model(self.config, **options)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = check_prompts(prompt)
         results = predict_many(self, self._processor(), video, prompts, opts)
         return results[0] if isinstance(prompt, str) else results
 
@@ -372,6 +372,7 @@ class VideoGLaMM(nn.Module):
         device: str | torch.device = "cpu",
         quantization: str | None = None,
         adapter: str | os.PathLike | None = None,
+        progress: bool = True,
         **sources: Any,
     ) -> "VideoGLaMM":
         """Load a saved folder, a hub id, the official release, a shipped model name, or a preset.
@@ -383,6 +384,7 @@ class VideoGLaMM(nn.Module):
             dtype, device: where the model lives.
             quantization: "4bit" (nf4) or "8bit" to load the LLM through bitsandbytes.
             adapter: folder or hub id written with `save_pretrained(trainable_only=True)`, loaded on top.
+            progress: show transformers' weight-loading bar.
             sources: hub lookup: `cache_dir`, `revision`, `local_files_only`, `token` (HF_HUB_OFFLINE=1 is
                 honoured); official release only: `clip` (CLIP ViT-L/14-336 weights: path or hub id,
                 required: the release lacks them), `tokenizer` (when not in the release folder), `config`
@@ -390,10 +392,13 @@ class VideoGLaMM(nn.Module):
                 $VIDEOGLAMM_CACHE or ~/.cache/videoglamm/converted).
 
         Raises:
-            CheckpointError: missing files or hub entries, another model's config, missing/unexpected keys.
-            TypeError: release-only options given for a folder that needs no conversion.
+            CheckpointError: missing, truncated or corrupt files or hub entries (pickles are refused, never
+                unpickled), another model's config, missing/unexpected keys, wrong shapes.
+            ConfigError: an unknown or ill-typed config.json field, an unknown quantization.
+            InputError: a device this machine does not have; release-only options for a folder that needs
+                no conversion.
         """
         from videoglamm.modeling.persistence import load_pretrained
 
         return load_pretrained(cls, name_or_path, dtype=dtype, device=device, quantization=quantization,
-                               adapter=adapter, **sources)
+                               adapter=adapter, progress=progress, **sources)

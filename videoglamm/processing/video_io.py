@@ -1,6 +1,7 @@
 """Turning whatever a user passes as a video into uint8 frames (T, H, W, 3).
 
-A video is a file path (read with decord), a list of PIL images, or a uint8 array/tensor (T, H, W, 3).
+A video is a file path (read with decord), a folder of frame images (the benchmarks' layout, read in
+name order), a list of image paths or PIL images, or a uint8 array/tensor (T, H, W, 3).
 """
 
 from __future__ import annotations
@@ -61,6 +62,52 @@ class VideoFile:
             yield from batch
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def read_images(paths: Sequence[str | os.PathLike]) -> torch.Tensor:
+    """Image files -> uint8 (T, H, W, 3), in the order given.
+
+    Raises:
+        VideoReadError: a file is missing or not a readable image (the message names it).
+        ShapeMismatchError: the images differ in size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    arrays = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise VideoReadError(f"frame image not found: {path}")
+        try:
+            with Image.open(path) as img:
+                arrays.append(np.asarray(img.convert("RGB")))
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise VideoReadError(f"cannot read frame image {path}: {err}; is it a complete image file?") from None
+    if not arrays:
+        raise VideoReadError("no frame images given")
+    sizes = {a.shape for a in arrays}
+    if len(sizes) > 1:
+        odd = next(p for p, a in zip(paths, arrays) if a.shape != arrays[0].shape)
+        raise ShapeMismatchError(f"frame images differ in size ({sorted(sizes)[:4]}), e.g. {odd} vs {paths[0]}; "
+                                 "resize them to one size first")
+    return torch.from_numpy(np.stack(arrays))
+
+
+def read_frame_folder(folder: str | os.PathLike) -> torch.Tensor:
+    """Every image in `folder` (jpg/png/...), sorted by name, as uint8 (T, H, W, 3).
+
+    Raises:
+        VideoReadError: the folder holds no image, or an image cannot be read.
+        ShapeMismatchError: the images differ in size.
+    """
+    folder = Path(folder)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise VideoReadError(f"{folder} is an empty frame folder: no image ({', '.join(IMAGE_SUFFIXES)}) in it")
+    return read_images(paths)
+
+
 def as_frames(video: VideoLike) -> torch.Tensor:
     """Any supported video input -> uint8 tensor (T, H, W, 3), T >= 1, all frames one size.
 
@@ -70,6 +117,8 @@ def as_frames(video: VideoLike) -> torch.Tensor:
         VideoReadError: an unreadable file.
     """
     if isinstance(video, (str, os.PathLike)):
+        if Path(video).is_dir():
+            return read_frame_folder(video)
         reader = VideoFile(video)
         return reader.get(range(len(reader)))
     if isinstance(video, np.ndarray):
@@ -79,6 +128,8 @@ def as_frames(video: VideoLike) -> torch.Tensor:
     if isinstance(video, Sequence):
         if len(video) == 0:
             raise InputError("the video has zero frames")
+        if all(isinstance(frame, (str, os.PathLike)) for frame in video):
+            return _check_array(read_images(video))
         arrays = [np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame) for frame in video]
         sizes = sorted({a.shape for a in arrays})
         if len(sizes) > 1:

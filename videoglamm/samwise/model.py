@@ -276,12 +276,14 @@ class SAMWISE(nn.Module):
         """Segment each prompt in a video, streaming over clips. See `videoglamm.samwise.streaming.predict`."""
         from videoglamm.samwise.streaming import predict
 
+        _check_options(options)
         return predict(self, video, prompts, **options)
 
     def predict_stream(self, video: Any, prompts: list[str], **options: Any) -> Any:
         """Like `predict`, frame by frame. See `videoglamm.samwise.streaming.predict_stream`."""
         from videoglamm.samwise.streaming import predict_stream
 
+        _check_options(options)
         return predict_stream(self, video, prompts, **options)
 
     def init_video_session(self, video: Any = None, **options: Any) -> Any:
@@ -333,3 +335,16 @@ class SAMWISE(nn.Module):
         from videoglamm.samwise.persistence import load_pretrained
 
         return load_pretrained(cls, name_or_path, **kwargs)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Refuse option names `predict_stream` does not take (InputError listing the known ones)."""
+    import inspect
+
+    from videoglamm.errors import InputError
+    from videoglamm.samwise.streaming import predict_stream
+
+    known = [n for n, p in inspect.signature(predict_stream).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(f"unknown SAMWISE predict option(s) {unknown}; known options: {known}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from videoglamm.errors import CheckpointError
+from videoglamm.errors import CheckpointError, InputError
 from videoglamm.modeling.persistence import atomic_dir
 from videoglamm.samwise.config import SAMWISE_PRESETS, SAMWISEConfig
 
@@ -92,11 +92,13 @@ def load_pretrained(cls: type["SAMWISE"], name_or_path: str | os.PathLike, *, de
     Raises:
         CheckpointError: not a preset, a SAMWISE folder, an official checkpoint or a reachable hub id; or
             keys do not match.
-        TypeError: `config` given for a folder that needs no conversion.
+        InputError: `config` given for a folder that needs no conversion; a device this machine lacks.
     """
     from videoglamm.hub import HubOptions, resolve
     from videoglamm.model_card import random_init
+    from videoglamm.devices import resolve_device
 
+    device = resolve_device(device)
     name, path = str(name_or_path), Path(name_or_path)
     if not path.exists() and name in SAMWISE_PRESETS:
         logger.warning("%s: no weights given; the model is RANDOMLY initialised (architecture only)", name)
@@ -114,8 +116,8 @@ def load_pretrained(cls: type["SAMWISE"], name_or_path: str | os.PathLike, *, de
         hub = {"repo": name, "revision": path.name} if from_hub else None
         path = converted_samwise_file(official, config=target, cache=cache_root(conversion_cache), hub=hub)
     elif config is not None:
-        raise TypeError(f"config= only applies when converting an official SAMWISE checkpoint; {path} is already "
-                        "a SAMWISE folder")
+        raise InputError(f"config= only applies when converting an official SAMWISE checkpoint; {path} is already "
+                         "a SAMWISE folder: drop it")
     return _load_folder(cls, path, device, dtype)
 
 
@@ -140,19 +142,23 @@ def _official_file(path: Path) -> Path | None:
 
 def _load_folder(cls: type["SAMWISE"], path: Path, device: str | torch.device, dtype: torch.dtype) -> "SAMWISE":
     """Load a folder written by `save_pretrained`, strictly."""
-    from safetensors.torch import load_file
-
+    from videoglamm.errors import ConfigError
     from videoglamm.model_card import read_card, unknown_origin
+    from videoglamm.safe_io import read_json, read_safetensors
 
-    raw = json.loads((path / "config.json").read_text())
+    raw = read_json(path / "config.json", what="a SAMWISE model config")
     if raw.get("model_type") != SAMWISEConfig.model_type:
         raise CheckpointError(f"{path}/config.json describes a {raw.get('model_type')!r} model, not samwise")
     if not (path / WEIGHTS).is_file():
         raise CheckpointError(f"{path} is missing {WEIGHTS}; was it written completely by save_pretrained?")
+    unknown = sorted(set(raw) - set(SAMWISEConfig.section_types) - {"model_type", "transformers_version", "preset"})
+    if unknown:
+        raise ConfigError(f"{path}/config.json has unknown field(s) {unknown}; known sections: "
+                          f"{sorted(SAMWISEConfig.section_types)}")
     config = SAMWISEConfig(**{k: v for k, v in raw.items() if k not in ("model_type", "transformers_version")})
     with torch.device("meta"):
         model = cls(config)
-    load_state_strict(model, load_file(path / WEIGHTS), str(path / WEIGHTS))
+    load_state_strict(model, read_safetensors(path / WEIGHTS, "SAMWISE weights"), str(path / WEIGHTS))
     if (path / TOKENIZER_DIR).is_dir():
         from transformers import AutoTokenizer
 
@@ -168,5 +174,7 @@ def is_samwise(name_or_path: str | os.PathLike) -> bool:
     if path.is_file():
         return path.suffix in (".pth", ".pt")
     if (path / "config.json").is_file():
-        return json.loads((path / "config.json").read_text()).get("model_type") == SAMWISEConfig.model_type
+        from videoglamm.safe_io import read_json
+
+        return read_json(path / "config.json", what="a model config").get("model_type") == SAMWISEConfig.model_type
     return name in SAMWISE_PRESETS

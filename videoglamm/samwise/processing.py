@@ -144,6 +144,9 @@ def tokenize(tokenizer: Any, captions: Sequence[str], max_tokens: int, *, trunca
     """
     if not captions:
         raise InputError("no text prompt given: pass at least one referring expression")
+    for i, caption in enumerate(captions):
+        if not isinstance(caption, str):
+            raise InputError(f"text prompt {i} must be a string, got {type(caption).__name__} ({caption!r:.60})")
     texts = [normalise_caption(c) if normalise else c for c in captions]
     empty = [i for i, c in enumerate(texts) if not c.strip()]
     if empty:
