@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bad_input_corpus import Env, Outcome, case, expect_error, expect_ok, expect_warning
+from bad_input_corpus import Env, Outcome, case, expect_error, expect_ok
 from bad_input_fixtures import frame_folder, frames, predict, video_file
 
 
@@ -230,7 +230,7 @@ def api_video_zero_frames(env: Env) -> Outcome:
 @case("api")
 def api_video_none(env: Env) -> Outcome:
     from videoglamm.errors import InputError
-    return expect_error(env, predict(env, None), InputError, "unsupported video type", "NoneType")
+    return expect_error(env, predict(env, None), InputError, "needs a video", "got None", "init_video_session")
 
 
 @case("api")
@@ -276,6 +276,8 @@ def samwise(env: Env) -> Any:
 @case("api")
 def samwise_long_prompt_is_refused(env: Env) -> Outcome:
     # The official SAMWISE does not truncate captions; past the text encoder's positions it cannot run them.
+    from videoglamm.errors import InputError
+
     long = "the red circle that moves to the left of the blue square " * 20
     return expect_error(env, lambda: samwise(env).predict(frames(env, 4), [long]), InputError, "at most", "shorten")
 

@@ -297,6 +297,9 @@ def predict_stream(
 ) -> StreamingPrediction:
     """Generate the answer now; compute masks frame by frame as the result is iterated."""
     prompt = check_prompts([prompt])[0]
+    if video is None:
+        raise InputError("predict needs a video (a file, a frame folder, frames); got None. For a live source, "
+                         "open model.init_video_session() and push frames with add_frame()")
     from videoglamm.modeling.session import VideoSession
 
     session = VideoSession(model, processor, video, opts)
@@ -336,6 +339,9 @@ def predict_many(
 ) -> list[GroundingResult]:
     """Several prompts on one video: the video is encoded once and read once, each frame's SAM2
     features shared by the prompts' objects."""
+    if video is None:
+        raise InputError("predict needs a video (a file, a frame folder, frames); got None. For a live source, "
+                         "open model.init_video_session() and push frames with add_frame()")
     from videoglamm.modeling.session import VideoSession
 
     prompts = check_prompts(prompts)

@@ -1,4 +1,4 @@
-"""A folder of frame images (.jpg/.jpeg/.png, in name order) read on demand, like `VideoFile`."""
+"""A folder of frame images (.jpg/.jpeg/.png/.bmp/.webp, in name order) read on demand, like `VideoFile`."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import torch
 
 from videoglamm.errors import ShapeMismatchError, VideoReadError
 
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class FrameFolder:
     """The frames of a folder, sorted by file name; each is decoded when asked for (RGB uint8).
 
     Raises:
-        VideoReadError: the folder is missing or holds no .jpg/.jpeg/.png file.
+        VideoReadError: the folder is missing or holds no image.
     """
 
     fps = None  # a folder carries no frame rate: every frame is in the encoder pool
@@ -29,7 +29,7 @@ class FrameFolder:
             raise VideoReadError(f"frame folder not found: {self.path}")
         self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file())
         if not self.files:
-            raise VideoReadError(f"frame folder {self.path} holds no {'/'.join(FRAME_SUFFIXES)} file")
+            raise VideoReadError(f"{self.path} is an empty frame folder: no image ({', '.join(FRAME_SUFFIXES)}) in it")
         self._size: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
@@ -43,7 +43,7 @@ class FrameFolder:
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"))
         except (OSError, UnidentifiedImageError) as err:
-            raise VideoReadError(f"cannot read frame {path}: {err}") from err
+            raise VideoReadError(f"cannot read frame image {path}: {err}; is it a complete image file?") from None
         if self._size is None:
             self._size = array.shape
         elif array.shape != self._size:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from videoglamm.errors import InputError, ShapeMismatchError, VideoReadError
+from videoglamm.processing.frame_folder import FrameFolder
 
 VideoLike = Union[str, os.PathLike, Sequence[Any], np.ndarray, torch.Tensor]
 
@@ -62,9 +63,6 @@ class VideoFile:
             yield from batch
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
 def read_images(paths: Sequence[str | os.PathLike]) -> torch.Tensor:
     """Image files -> uint8 (T, H, W, 3), in the order given.
 
@@ -95,17 +93,14 @@ def read_images(paths: Sequence[str | os.PathLike]) -> torch.Tensor:
 
 
 def read_frame_folder(folder: str | os.PathLike) -> torch.Tensor:
-    """Every image in `folder` (jpg/png/...), sorted by name, as uint8 (T, H, W, 3).
+    """Every image in `folder` (see `FrameFolder`), sorted by name, as uint8 (T, H, W, 3).
 
     Raises:
         VideoReadError: the folder holds no image, or an image cannot be read.
         ShapeMismatchError: the images differ in size.
     """
-    folder = Path(folder)
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
-        raise VideoReadError(f"{folder} is an empty frame folder: no image ({', '.join(IMAGE_SUFFIXES)}) in it")
-    return read_images(paths)
+    frames = FrameFolder(folder)
+    return frames.get(range(len(frames)))
 
 
 def as_frames(video: VideoLike) -> torch.Tensor:
