@@ -76,6 +76,8 @@ class Predictor:
         model: the module, in eval mode.
         options: keyword options of `predict` (VideoGLaMM: PredictOptions fields; SAMWISE: clip_length).
         calls: number of `predict` calls so far (runs that resume completely make none).
+        batched: VideoGLaMM: decode all prompts of a video in one batch and track all their objects in one
+            SAM2 pass (`predict_batch`); False: one prompt after the other (the earlier path, to compare with).
     """
 
     name: str
@@ -83,6 +85,7 @@ class Predictor:
     model: Any
     options: dict[str, Any] = field(default_factory=dict)
     calls: int = 0
+    batched: bool = True
 
     @classmethod
     def load(cls, name: str, args: argparse.Namespace, device: Any) -> "Predictor":
@@ -123,6 +126,13 @@ class Predictor:
 
         self.calls += 1
         with torch.no_grad():
+            if self.kind == "videoglamm" and self.batched:
+                return self.model.predict_batch([frames], [list(prompts)], **self.options)[0]
+            if self.kind == "videoglamm":
+                from videoglamm.modeling.predict import PredictOptions, predict_many
+
+                opts = PredictOptions.for_model(self.model.config, **self.options)
+                return predict_many(self.model, self.model._processor(), frames, list(prompts), opts)
             return self.model.predict(frames, list(prompts), **self.options)
 
     def sampling(self) -> dict[str, Any]:

@@ -12,12 +12,14 @@ Greedy results equal one-at-a-time `predict_many` calls: the same text, the same
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import itertools
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 
 from videoglamm.errors import InputError
 from videoglamm.modeling.generation import generate_batch
+from videoglamm.modeling.mask_decoder import FrameFeatures
 from videoglamm.modeling.outputs import GroundingResult
 from videoglamm.modeling.predict import _PHRASE, PredictOptions, _mask_stream, _Source, stop_token_ids
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from videoglamm.processing.processor import VideoGLaMMProcessor
     from videoglamm.processing.video_io import VideoLike
 
+FRAME_CHUNK = 8  # frames per SAM2 call in frame-wise mode (the image encoder batches over them)
 Answer = tuple[str, list[int], torch.Tensor, list[int]]  # text, generated ids, SEG embeddings (K, D), frames
 
 
@@ -125,8 +128,12 @@ def track_answers(model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source:
     h, w = source.size
     masks = torch.zeros(sum(counts), source.num_frames, h, w, dtype=torch.bool)
     scores = torch.zeros(sum(counts), source.num_frames)
-    for index, _, frame_masks, frame_scores in _mask_stream(model, processor, source, prompts, prompt_frames,
-                                                            opts.mask_mode):
+    if opts.mask_mode == "framewise" and prompts.shape[0]:
+        stream = _framewise_chunks(model, processor, source, prompts)
+    else:
+        stream = ((i, m, s) for i, _, m, s in _mask_stream(model, processor, source, prompts, prompt_frames,
+                                                            opts.mask_mode))
+    for index, frame_masks, frame_scores in stream:
         masks[:, index] = frame_masks
         scores[:, index] = frame_scores
     results, start = [], 0
@@ -136,6 +143,40 @@ def track_answers(model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source:
                                        frame_indices=frames))
         start += k
     return results
+
+
+def _framewise_chunks(model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: torch.Tensor,
+                      chunk: int = FRAME_CHUNK) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Frame-wise masks (no memory) of K prompts: SAM2's image encoder runs on `chunk` frames per call, the
+    mask decoder on one frame at a time, as `_mask_stream` does (its per-frame results, bit for bit: the
+    encoder's values do not depend on how many frames it sees; the decoder's would)."""
+    device, dtype = model.device, model.dtype
+    decoder, k, size = model.mask_decoder, prompts.shape[0], source.size
+    frames = iter(source)
+    start = 0
+    with torch.no_grad():
+        while True:
+            block = list(itertools.islice(frames, chunk))
+            if not block:
+                return
+            features = decoder.encode_frames(processor.sam_transform(torch.stack(block)).to(device, dtype))
+            for i in range(len(block)):
+                out = decoder.decode(_frame(features, i), prompts[None])
+                logits = decoder.upsample(out.mask_logits, size)[0]  # (K, H, W)
+                yield start + i, (logits > 0).cpu(), out.object_score_logits.reshape(k).float().cpu()
+            start += len(block)
+
+
+def _frame(features: FrameFeatures, i: int) -> FrameFeatures:
+    """Frame i of N frames' features, as contiguous tensors (as if it had been encoded alone)."""
+    one = slice(i, i + 1)
+    return FrameFeatures(
+        image_embed=features.image_embed[one].contiguous(),
+        high_res=None if features.high_res is None else [x[one].contiguous() for x in features.high_res],
+        vision_feats=[x[:, one].contiguous() for x in features.vision_feats],
+        vision_pos_embeds=[x[:, one].contiguous() for x in features.vision_pos_embeds],
+        feat_sizes=list(features.feat_sizes),
+    )
 
 
 def predict_batch(model: "VideoGLaMM", processor: "VideoGLaMMProcessor", videos: Sequence["VideoLike"],
