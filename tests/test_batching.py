@@ -229,3 +229,17 @@ def test_batched_runner_predictions_are_byte_identical(tmp_path, trained):
     from PIL import Image
 
     assert any(np.asarray(Image.open(tmp_path / "out_True" / k)).any() for k in pngs)
+
+
+def test_mid_preset_is_tiny_with_a_wide_llm():
+    import dataclasses
+
+    from videoglamm.processing.processor import VideoGLaMMProcessor
+
+    tiny, mid = VideoGLaMMConfig.from_preset("videoglamm-tiny"), VideoGLaMMConfig.from_preset("videoglamm-mid")
+    for section in VideoGLaMMConfig.sub_sections:
+        if section != "llm":
+            assert dataclasses.asdict(getattr(mid, section)) == dataclasses.asdict(getattr(tiny, section)), section
+    assert (mid.llm.num_hidden_layers, mid.llm.hidden_size) == (8, 1024)
+    tokenizer = VideoGLaMMProcessor.from_preset("videoglamm-mid").tokenizer
+    assert len(tokenizer) == mid.llm.vocab_size and tokenizer.convert_tokens_to_ids("[SEG]") == mid.tokens.seg_token_id
