@@ -156,8 +156,10 @@ def test_batched_predict_equals_one_at_a_time(trained, monkeypatch, options):
     model, videos, prompts = trained
     opts = PredictOptions.for_model(model.config, max_new_tokens=24, **options)
     expected = [[predict_many(model, model._processor(), v, [p], opts)[0] for p in ps] for v, ps in zip(videos, prompts)]
+    from videoglamm.modeling import session
+
     calls = Counter()
-    for name, owner in (("encode_video", model), ("track", model.mask_decoder), ("decode", model.mask_decoder)):
+    for name, owner in (("encode_video", model), ("decode", model.mask_decoder), ("SAM2VideoTracker", session)):
         original = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, _o=original, _n=name, **k: calls.update([_n]) or _o(*a, **k))
     original_generate = batched.generate_batch
@@ -173,7 +175,7 @@ def test_batched_predict_equals_one_at_a_time(trained, monkeypatch, options):
     # Two views shapes (all videos share T and sizes after the transforms): one encoder call.
     assert calls["encode_video"] == 1 and calls["generate"] == 1
     if options["mask_mode"] == "track":
-        assert calls["track"] == len(videos)  # one SAM2 state per video, all answers' objects together
+        assert calls["SAM2VideoTracker"] == len(videos)  # one SAM2 state per video, all answers' objects together
     else:
         assert calls["decode"] == sum(len(v) for v in videos)  # one decode per frame, all objects
 

@@ -11,23 +11,21 @@ import pytest
 import torch
 
 from conftest import random_video
-from videoglamm.config import SAM2Config, VideoGLaMMConfig
+from videoglamm.config import InferenceConfig, SAM2Config, VideoGLaMMConfig
 from videoglamm.convert import convert_official, convert_official_with_report, to_official
 from videoglamm.convert._strict import expected_shapes
-from videoglamm.convert.clip import convert_clip_hf
 from videoglamm.convert.parts import PARTS, part_shapes
 from videoglamm.errors import CheckpointError
 from videoglamm.modeling.videoglamm import VideoGLaMM
 from checkpoint_listing import listing
+from official_files import LLM_PREFIXES, TINY_TOKENIZER, tiny_videoglamm_release
 
-TINY_TOKENIZER = Path(__file__).parents[1] / "videoglamm" / "assets" / "tokenizers" / "videoglamm-tiny"
 RELEASE = "videoglamm_release.tsv"
 CLIP_HF = ("clip_vit_l14_336_hf.tsv", "clip_vit_l14_336_hf_clipmodel_extra.tsv")
 IV2 = ("internvideo2_stage2_1b_224p_f4.tsv", "internvideo2_stage2_1b_224p_f4_ignored.tsv")
 CLIP_OC = ("clip_vit_l14_336_openclip.tsv", "clip_vit_l14_336_openclip_text.tsv")
 RELEASE_CONFIG = {"vocab_size": 32012, "seg_token_idx": 32011}
 B_PLUS = "configs/sam2/sam2_hiera_b+.yaml"
-LLM_PREFIXES = ("model.layers.", "model.embed_tokens.", "model.norm.", "lm_head.")  # Phi-3 names
 
 
 @pytest.fixture(scope="module")
@@ -270,50 +268,12 @@ def test_lora_merge_matches_peft_merge_and_unload(tiny_config: VideoGLaMMConfig)
 # ---------------------------------------------------------------- files and the CLI, at tiny size
 
 
-def randomize_(model: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-
-
 @pytest.fixture(scope="module")
 def tiny_release(
     tiny_config: VideoGLaMMConfig, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[VideoGLaMM, Path]:
     """A random tiny VideoGLaMM and, next to it, its official-format files: a 2-shard release, HF CLIP."""
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    it = tiny_config.image_tower
-    torch.manual_seed(0)
-    hf_clip = CLIPVisionModel(CLIPVisionConfig(
-        hidden_size=it.width, intermediate_size=int(it.width * it.mlp_ratio), num_hidden_layers=it.layers,
-        num_attention_heads=it.heads, image_size=it.image_size, patch_size=it.patch_size,
-        hidden_act="quick_gelu", layer_norm_eps=1e-5))
-    randomize_(hf_clip, 1)
-    clip = {f"vision_model.{k}": v for k, v in hf_clip.state_dict().items()}  # the hub file's names
-    model = VideoGLaMM(tiny_config).eval()
-    randomize_(model, 2)
-    model.image_tower.load_state_dict(convert_clip_hf(clip, it), strict=True)
-
-    root = tmp_path_factory.mktemp("official")
-    release = to_official("videoglamm", model.state_dict())
-    llm = [k for k in release if k.startswith(LLM_PREFIXES)]
-    rest = [k for k in release if k not in llm]
-    src = root / "release"
-    src.mkdir()
-    weight_map = {}
-    # Both shards hold LLM and non-LLM tensors, as the release's shards may.
-    halves = ((llm[: len(llm) // 2], rest[: len(rest) // 2]), (llm[len(llm) // 2:], rest[len(rest) // 2:]))
-    for i, chunk in enumerate(a + b for a, b in halves):
-        name = f"pytorch_model-0000{i + 1}-of-00002.bin"
-        torch.save({k: release[k].clone() for k in chunk}, src / name)
-        weight_map.update({k: name for k in chunk})
-    (src / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    (src / "config.json").write_text(json.dumps({"vocab_size": tiny_config.llm.vocab_size,
-                                                 "seg_token_idx": tiny_config.tokens.seg_token_id}))
-    torch.save(clip, root / "clip.bin")
-    return model, root
+    return tiny_videoglamm_release(tiny_config, tmp_path_factory.mktemp("official"))
 
 
 def run_cli(root: Path, dst: Path, *extra: str) -> int:
@@ -336,6 +296,9 @@ def test_sharded_cli_conversion_loads_with_from_pretrained_bit_identically(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
     loaded = VideoGLaMM.from_pretrained(dst).eval()
+    # The model card (README.md) names the files it came from; the official inference is the default.
+    assert loaded.card.origin == "converted" and loaded.config.inference == InferenceConfig()
+    assert {s["file"] for s in loaded.card.sources} >= {"pytorch_model.bin.index.json", "clip.bin"}
     ours, theirs = model.state_dict(), loaded.state_dict()
     assert list(theirs) == list(ours)
     assert all(theirs[k].dtype == ours[k].dtype and torch.equal(theirs[k], ours[k]) for k in ours)

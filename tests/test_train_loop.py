@@ -54,6 +54,10 @@ def test_trains_logs_checkpoints_and_exports(train_data, tmp_path):
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")]) == 0
     loaded = VideoGLaMM.from_pretrained(tmp_path / "export")
     assert not loaded.has_lora and not any("lora_" in n for n, _ in loaded.named_parameters())
+    # The model card names the recipe and the checkpoint it was exported from.
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert loaded.card.origin == "trained" and loaded.card.recipe == state["recipe"]
+    assert "for 3 steps" in loaded.card.summary and "step_00000003" in loaded.card.summary
     merged = dict(loaded.named_parameters())
     assert torch.equal(merged["seg_projector.fc1.weight"], saved["seg_projector.fc1.weight"])
 

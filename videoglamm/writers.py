@@ -46,38 +46,88 @@ def write_prediction(
     Returns:
         The output folder.
     """
-    final = Path(out_dir)
-    tmp, commit = atomic_dir(final)
-    try:
+    with PredictionWriter(stream, out_dir, fps=fps, extra=extra) as writer:
+        for index, frame, masks, scores in tqdm(
+            stream.with_frames(), total=stream.num_frames, desc="frames", unit="frame", disable=not progress
+        ):
+            writer.add(index, frame, masks, scores)
+    return writer.path
+
+
+class PredictionWriter:
+    """Writes one prediction frame by frame (`add`), for callers that report progress between frames.
+
+    Everything goes to a temporary sibling of `out_dir`, renamed onto it when the `with` block ends
+    normally; on any exception (a closed generator too) the temporary folder is removed.
+
+    Args:
+        stream: the prediction whose frames are added (its text, phrases and sizes go into result.json).
+        out_dir: the folder to create (replaced if it exists).
+        fps: frame rate of the overlay video.
+        extra: more fields for result.json.
+    """
+
+    def __init__(self, stream: "StreamingPrediction", out_dir: str | Path, *, fps: float = 8.0,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.path = Path(out_dir)
+        self._stream, self._fps, self._extra = stream, fps, extra or {}
+        self._tmp: Path | None = None
+        self._commit: Any = None
+        self._writer: VideoWriter | None = None
         k = stream.num_objects
-        (tmp / "answer.txt").write_text(stream.text + "\n")
-        for obj in range(k):
-            (tmp / "masks" / str(obj)).mkdir(parents=True)
-        rles: list[list[dict[str, Any]]] = [[] for _ in range(k)]
-        scores: list[list[float]] = [[] for _ in range(k)]
-        with VideoWriter(tmp / "overlay.mp4", fps) as writer:
-            for index, frame, masks, frame_scores in tqdm(
-                stream.with_frames(), total=stream.num_frames, desc="frames", unit="frame", disable=not progress
-            ):
-                masks_np = masks.numpy()
-                for obj in range(k):
-                    Image.fromarray(masks_np[obj].astype(np.uint8) * 255).save(tmp / "masks" / str(obj) / f"{index:05d}.png")
-                    rles[obj].append(rle_encode(masks_np[obj]))
-                    scores[obj].append(float(frame_scores[obj]))
-                writer.write(overlay(frame.numpy(), masks_np, stream.phrases))
-        result = {
+        self._rles: list[list[dict[str, Any]]] = [[] for _ in range(k)]
+        self._scores: list[list[float]] = [[] for _ in range(k)]
+
+    def __enter__(self) -> "PredictionWriter":
+        self._tmp, self._commit = atomic_dir(self.path)
+        try:
+            (self._tmp / "answer.txt").write_text(self._stream.text + "\n")
+            for obj in range(self._stream.num_objects):
+                (self._tmp / "masks" / str(obj)).mkdir(parents=True)
+            self._writer = VideoWriter(self._tmp / "overlay.mp4", self._fps)
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        return self
+
+    def add(self, index: int, frame: Any, masks: Any, scores: Any) -> np.ndarray:
+        """Write frame `index`: masks bool (K, H, W), scores (K,), frame uint8 (H, W, 3).
+
+        Returns:
+            The overlay frame written to overlay.mp4, uint8 (H, W, 3).
+        """
+        assert self._tmp is not None and self._writer is not None, "use PredictionWriter in a `with` block"
+        masks_np = np.asarray(masks, dtype=bool)
+        for obj in range(self._stream.num_objects):
+            Image.fromarray(masks_np[obj].astype(np.uint8) * 255).save(self._tmp / "masks" / str(obj) / f"{index:05d}.png")
+            self._rles[obj].append(rle_encode(masks_np[obj]))
+            self._scores[obj].append(float(scores[obj]))
+        image = overlay(np.asarray(frame), masks_np, self._stream.phrases)
+        self._writer.write(image)
+        return image
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        assert self._tmp is not None and self._writer is not None
+        try:
+            self._writer.close()
+            if exc_type is None:
+                (self._tmp / "result.json").write_text(json.dumps(self._result()) + "\n")
+                self._commit()
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _result(self) -> dict[str, Any]:
+        stream, k = self._stream, self._stream.num_objects
+        return {
             "text": stream.text,
             "phrases": stream.phrases,
             "frame_indices": stream.frame_indices,
             "num_frames": stream.num_frames,
             "size": list(stream.size),
             "objects": [{"id": obj, "phrase": stream.phrases[obj] if obj < len(stream.phrases) else None,
-                         "masks": rles[obj], "scores": scores[obj]} for obj in range(k)],
-            **(extra or {}),
+                         "masks": self._rles[obj], "scores": self._scores[obj]} for obj in range(k)],
+            **self._extra,
         }
-        (tmp / "result.json").write_text(json.dumps(result) + "\n")
-        commit()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final

@@ -27,6 +27,7 @@ _register("predict", "videoglamm.cli.predict", "answer a prompt about a video wi
 _register("convert", "videoglamm.cli.convert", "convert an official checkpoint into a from_pretrained folder")
 _register("export", "videoglamm.cli.export", "turn a training checkpoint into a from_pretrained folder (LoRA merged)")
 _register("synth", "videoglamm.cli.synth", "write a synthetic referring-video dataset (Ref-YouTube-VOS layout)")
+_register("serve", "videoglamm.cli.serve", "a local web demo: upload a video, ask, see answer, masks and overlay")
 _register("score", "videoglamm.cli.score", "score predictions: RVOS J&F, captions, GCG, visual grounding")
 
 

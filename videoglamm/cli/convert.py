@@ -67,26 +67,14 @@ def _convert_samwise(src: str, dst: str, preset: str, tokenizer: str | None, dty
     from dataclasses import replace
     from pathlib import Path
 
-    import torch
-
-    from videoglamm.convert.samwise import convert_samwise
-    from videoglamm.errors import CheckpointError
+    from videoglamm.convert import provenance
+    from videoglamm.convert.on_load import convert_samwise_file
     from videoglamm.samwise.config import SAMWISEConfig
-    from videoglamm.samwise.model import SAMWISE
-    from videoglamm.samwise.persistence import load_state_strict
 
-    path = Path(src)
-    if not path.is_file():
-        raise CheckpointError(f"SAMWISE checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     config = SAMWISEConfig.from_preset(preset)
     if tokenizer:
         config.text = replace(config.text, tokenizer=str(tokenizer))
-    with torch.device("meta"):
-        model = SAMWISE(config)
-    state, report = convert_samwise(checkpoint, model)
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    load_state_strict(model, state, str(path))
+    model, report = convert_samwise_file(Path(src), config, dtype)
+    model.card = provenance.samwise_release(provenance.sources([Path(src)]))
     model.save_pretrained(dst)
     return report

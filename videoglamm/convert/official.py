@@ -9,6 +9,8 @@ Kinds and what they produce (keys of `VideoGLaMM(config).state_dict()` unless sa
   "clip-openclip"  open_clip / OpenAI CLIP -> `ImageTower` keys (`into_model=True`: `image_tower.*`).
   "sam2"           sam2_hiera_*.pt -> `mask_decoder.model.*`.
   "videogptplus"   Phi-3 + `lora=` + `non_lora=` -> `llm.*`, `image_adapter.*`, `video_adapter.*`.
+  "samwise"        a released SAMWISE `.pth` (or its `["model"]`) -> `SAMWISE(config).state_dict()` keys,
+                   `config` a `SAMWISEConfig` (default the "samwise-base" preset).
 All are pure functions of their inputs (tensors are renamed, not copied, except LoRA merges and the
 CLIP q/k/v fusion) and strict: see `_strict`.
 """
@@ -16,7 +18,7 @@ CLIP q/k/v fusion) and strict: see `_strict`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,7 +27,10 @@ from videoglamm.convert._strict import ConversionReport, unwrap_container
 from videoglamm.convert.parts import not_covered_except, part_shapes
 from videoglamm.errors import CheckpointError
 
-KINDS: tuple[str, ...] = ("videoglamm", "internvideo2", "clip-hf", "clip-openclip", "sam2", "videogptplus")
+if TYPE_CHECKING:
+    from videoglamm.samwise.config import SAMWISEConfig
+
+KINDS: tuple[str, ...] = ("videoglamm", "internvideo2", "clip-hf", "clip-openclip", "sam2", "videogptplus", "samwise")
 DEFAULT_PRESET = "videoglamm-phi3-mini"
 
 # kind -> (required parts, optional parts)
@@ -36,6 +41,7 @@ _PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "clip-openclip": ((), ("into_model", "prefix")),
     "sam2": ((), ("gamma_named_weight",)),
     "videogptplus": (("lora", "non_lora"), ("lora_r", "lora_alpha", "lora_targets")),
+    "samwise": ((), ()),
 }
 
 
@@ -63,10 +69,14 @@ def _prefixed(
 
 
 def convert_official_with_report(
-    kind: str, state_dict: Mapping[str, Any], *, config: VideoGLaMMConfig | None = None, **parts: Any
+    kind: str, state_dict: Mapping[str, Any], *, config: VideoGLaMMConfig | SAMWISEConfig | None = None, **parts: Any
 ) -> tuple[dict[str, torch.Tensor], ConversionReport]:
     """Like `convert_official`; also return the `ConversionReport` (mapped, renamed, dropped, not covered)."""
     _check_parts(kind, parts)
+    if kind == "samwise":
+        return _convert_samwise(state_dict, config)
+    if config is not None and not isinstance(config, VideoGLaMMConfig):
+        raise TypeError(f"convert_official({kind!r}) takes a VideoGLaMMConfig, got {type(config).__name__}")
     cfg = config if config is not None else VideoGLaMMConfig.from_preset(DEFAULT_PRESET)
     into_model = bool(parts.pop("into_model", False))
 
@@ -99,28 +109,44 @@ def convert_official_with_report(
 
 
 def convert_official(
-    kind: str, state_dict: Mapping[str, Any], *, config: VideoGLaMMConfig | None = None, **parts: Any
+    kind: str, state_dict: Mapping[str, Any], *, config: VideoGLaMMConfig | SAMWISEConfig | None = None, **parts: Any
 ) -> dict[str, torch.Tensor]:
     """Convert an official checkpoint of `kind` (see `KINDS` and the module docstring) to our keys.
 
     Args:
         kind: one of `KINDS`.
         state_dict: the loaded checkpoint (the main file of that kind).
-        config: the target model config (default: the "videoglamm-phi3-mini" preset).
+        config: the target model config (default: the "videoglamm-phi3-mini" preset; for "samwise" a
+            `SAMWISEConfig`, default the "samwise-base" preset).
         **parts: per kind: "videoglamm": `clip` (required), `release_config` (the release's config.json as a
             dict), `tokenizer`; "videogptplus": `lora`, `non_lora` (required), `lora_r`, `lora_alpha`,
             `lora_targets`; "sam2": `gamma_named_weight`; tower kinds: `into_model`, CLIP kinds: `prefix`.
 
     Returns:
-        Our state dict, loadable with `strict=True` (into the whole model for "videoglamm", into the parts
-        it covers otherwise).
+        Our state dict, loadable with `strict=True` (into the whole model for "videoglamm" and "samwise",
+        into the parts it covers otherwise).
 
     Raises:
         CheckpointError: an unknown kind; missing, unexpected or wrongly shaped keys (all listed); a
             vocabulary or `[SEG]` id that disagrees with `config`.
-        TypeError: a required part is missing or an argument is unknown for this kind.
+        TypeError: a required part is missing, an argument is unknown for this kind, or `config` is the
+            other model's config.
     """
     return convert_official_with_report(kind, state_dict, config=config, **parts)[0]
+
+
+def _convert_samwise(
+    state_dict: Mapping[str, Any], config: Any
+) -> tuple[dict[str, torch.Tensor], ConversionReport]:
+    from videoglamm.convert.samwise import convert_samwise
+    from videoglamm.samwise.config import SAMWISEConfig
+    from videoglamm.samwise.model import SAMWISE
+
+    if config is not None and not isinstance(config, SAMWISEConfig):
+        raise TypeError(f"convert_official('samwise') takes a SAMWISEConfig, got {type(config).__name__}")
+    with torch.device("meta"):  # only the key/shape table is needed
+        target = SAMWISE(config if config is not None else SAMWISEConfig.from_preset("samwise-base"))
+    return convert_samwise(state_dict, target)
 
 
 def _convert_release(
@@ -158,8 +184,9 @@ def to_official(kind: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
 
     Args:
         kind: "videoglamm" (a full `VideoGLaMM` state dict -> release names; `image_tower.*` is left out, the
-            release has no CLIP), "internvideo2" (`VideoTower` or `video_tower.*` keys), or "sam2"
-            (`mask_decoder.model.*` -> `{"model": {...}}`).
+            release has no CLIP), "internvideo2" (`VideoTower` or `video_tower.*` keys), "sam2"
+            (`mask_decoder.model.*` -> `{"model": {...}}`) or "samwise" (a `SAMWISE` state dict -> official
+            names and layouts).
 
     Raises:
         CheckpointError: another kind, or a key that has no official name in that kind.
@@ -176,4 +203,8 @@ def to_official(kind: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
         from videoglamm.convert.sam2 import to_official_sam2
 
         return to_official_sam2(state_dict)
-    raise CheckpointError(f"to_official supports 'videoglamm', 'internvideo2' and 'sam2', not {kind!r}")
+    if kind == "samwise":
+        from videoglamm.convert.samwise import to_official_samwise
+
+        return to_official_samwise(state_dict)
+    raise CheckpointError(f"to_official supports 'videoglamm', 'internvideo2', 'sam2' and 'samwise', not {kind!r}")

@@ -10,8 +10,10 @@ complete (`atomic_dir`).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -19,13 +21,16 @@ from typing import Any
 
 import torch
 
-from videoglamm.config import VideoGLaMMConfig
+from videoglamm.config import InferenceConfig, VideoGLaMMConfig
+from videoglamm.convert import provenance
 from videoglamm.convert._strict import ConversionReport
 from videoglamm.convert.checkpoint_io import list_shards, load_all, load_shard
 from videoglamm.convert.folder_writer import FolderWriter
 from videoglamm.convert.official import DEFAULT_PRESET, convert_image_tower_hf
+from videoglamm.convert.parts import part_shapes
 from videoglamm.convert.videoglamm_release import ReleaseConversion, check_vocabulary
 from videoglamm.errors import CheckpointError
+from videoglamm.model_card import videoglamm_card
 from videoglamm.modeling.persistence import atomic_dir
 
 logger = logging.getLogger(__name__)
@@ -37,13 +42,14 @@ def _release_config(src: Path) -> dict[str, Any] | None:
 
 
 def _tokenizer(tokenizer: str | os.PathLike | None, src: Path) -> Any:
-    """The tokenizer from `tokenizer`, else the one saved next to the release, else an error."""
-    from transformers import AutoTokenizer
+    """The tokenizer from `tokenizer`, else the one saved next to the release, else an error. A sentencepiece
+    Llama tokenizer loads slow, as the official's (see `load_tokenizer`)."""
+    from videoglamm.processing.processor import load_tokenizer
 
     candidates = [Path(tokenizer)] if tokenizer is not None else [src] if src.is_dir() else []
     for path in candidates:
         if (path / "tokenizer_config.json").is_file():
-            return AutoTokenizer.from_pretrained(path)
+            return load_tokenizer(path)
     where = tokenizer if tokenizer is not None else src
     raise CheckpointError(
         f"no tokenizer in {where} (no tokenizer_config.json): pass --tokenizer <folder with the release's "
@@ -60,6 +66,7 @@ def convert_release_folder(
     dtype: torch.dtype | None = None,
     config: VideoGLaMMConfig | None = None,
     progress: bool = True,
+    hub: dict[str, str] | None = None,
 ) -> ConversionReport:
     """Convert the release at `src` (+ CLIP at `clip`) into the folder `dst` that `from_pretrained` loads.
 
@@ -71,6 +78,10 @@ def convert_release_folder(
         dtype: cast every tensor (default: keep each tensor's dtype).
         config: the target config (default: the "videoglamm-phi3-mini" preset).
         progress: show a progress bar over the shards.
+        hub: {"repo", "revision"} when `src` is a hub snapshot (recorded in the model card).
+
+    The output config gets the official inference defaults (`InferenceConfig()`), and README.md names
+    the source files (`convert.provenance`).
 
     Returns:
         The `ConversionReport` (per part: mapped / renamed / dropped).
@@ -83,12 +94,13 @@ def convert_release_folder(
 
     from videoglamm.processing.processor import VideoGLaMMProcessor
 
-    cfg = config if config is not None else VideoGLaMMConfig.from_preset(DEFAULT_PRESET)
+    cfg = copy.deepcopy(config if config is not None else VideoGLaMMConfig.from_preset(DEFAULT_PRESET))
+    cfg.inference = InferenceConfig()  # the official inference, whatever the target preset's defaults
     src = Path(src)
     shards = list_shards(src)
     tok = _tokenizer(tokenizer, src)
     checked = check_vocabulary(cfg, _release_config(src), tok)  # before any heavy work
-    list_shards(clip)  # fail on a wrong path before reading the release
+    clip_shards = list_shards(clip)  # fail on a wrong path before reading the release
     conversion = ReleaseConversion(cfg)
 
     tmp, commit = atomic_dir(Path(dst))
@@ -104,6 +116,11 @@ def convert_release_folder(
         report = conversion.finish()
         writer.finish(cfg)
         VideoGLaMMProcessor(cfg, tok).save_pretrained(tmp)
+        release_files = sorted(p for p in src.iterdir() if p.is_file()) if src.is_dir() else [src]
+        info = provenance.videoglamm_release(provenance.sources(release_files, src.parent if src.is_file() else src, hub),
+                                             provenance.sources([s.path for s in clip_shards]))
+        videoglamm_card(tmp, cfg, sum(math.prod(shape) for shape in part_shapes(cfg).values()), info,
+                        title=Path(dst).name)
         commit()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -80,7 +80,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> "VideoGLaMM":
     """
     from videoglamm.modeling.videoglamm import VideoGLaMM
 
-    recipe = read_trainer_state(checkpoint)["recipe"]
+    from videoglamm.model_card import trained_from
+
+    state = read_trainer_state(checkpoint)
+    recipe = state["recipe"]
     base = base_model_dir(checkpoint, recipe)
     if not (base / "config.json").is_file():
         raise CheckpointError(f"the base model of {checkpoint} is missing: expected a save_pretrained "
@@ -91,5 +94,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> "VideoGLaMM":
     if model.has_lora:
         model.merge_lora()
     model.eval()
+    model.card = trained_from(checkpoint, state)
     model.save_pretrained(out)
     return model

@@ -6,7 +6,10 @@ Layout of a folder written by `save_pretrained`:
     model.safetensors        every tensor outside the LLM (towers, adapters, SEG projector, SAM2)
     llm/                     the Phi-3 LLM in Hugging Face format (so bitsandbytes can quantize it on load)
     tokenizer files
+    README.md                the model card (`videoglamm.model_card`): licence, provenance, eval numbers
 
+`load_pretrained` also takes a hub id (`videoglamm.hub`) and the official release (folder or hub id,
+converted once and cached: `videoglamm.convert.on_load`).
 `save_pretrained(..., trainable_only=True)` writes `adapter.safetensors` (the trainable tensors, LoRA
 included) and `adapter_config.json` instead, to be loaded on top of a base with `adapter=`.
 Loading is strict: any missing or unexpected key is an error that lists them. Nothing is unpickled.
@@ -62,13 +65,36 @@ def _non_llm_state(model: "VideoGLaMM") -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if not k.startswith("llm.")}
 
 
-def save_pretrained(model: "VideoGLaMM", path: str | os.PathLike, trainable_only: bool = False) -> None:
-    """Write `model` (and its processor's tokenizer, when it has one) to `path`, atomically."""
+def card_for_save(model: Any, eval_results: list[Any] | None, license: str | None) -> Any:
+    """The model's `CardInfo` (or an "unknown origin" one) with `eval_results` added and `license` set."""
+    import dataclasses
+
+    from videoglamm.model_card import CardInfo
+
+    info = getattr(model, "card", None) or CardInfo(
+        origin="unknown", summary="The origin of these weights was not recorded (set `model.card`, a "
+                                  "`videoglamm.model_card.CardInfo`, before saving to record it).")
+    changes: dict[str, Any] = {"eval_results": [*info.eval_results, *(eval_results or [])]}
+    if license is not None:
+        changes |= {"license": license, "license_name": None, "license_link": None}
+    return dataclasses.replace(info, **changes)
+
+
+def save_pretrained(model: "VideoGLaMM", path: str | os.PathLike, trainable_only: bool = False, *,
+                    eval_results: list[Any] | None = None, license: str | None = None) -> None:
+    """Write `model` (and its processor's tokenizer, when it has one) to `path`, atomically.
+
+    A full save also writes README.md, the model card (`videoglamm.model_card`): `eval_results`
+    (`EvalEntry` list) are added to the numbers the model already carries, `license` replaces its licence.
+    """
     from safetensors.torch import save_file
+
+    from videoglamm.model_card import videoglamm_card
 
     final = Path(path)
     tmp, commit = atomic_dir(final)
     try:
+        info = card_for_save(model, eval_results, license)
         model.config.save_pretrained(tmp)
         if trainable_only:
             tensors = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
@@ -85,10 +111,15 @@ def save_pretrained(model: "VideoGLaMM", path: str | os.PathLike, trainable_only
             model.language_model.save_pretrained(tmp / LLM_DIR, safe_serialization=True)
         if model.processor is not None:
             model.processor.save_pretrained(tmp)
+        if not trainable_only:
+            # Named after the destination, not the temporary folder.
+            videoglamm_card(tmp, model.config, sum(v.numel() for v in model.state_dict().values()), info,
+                            title=final.name)
         commit()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    model.card = info
 
 
 def _strict_report(missing: list[str], unexpected: list[str], where: Path, hint: str = "") -> None:
@@ -131,52 +162,129 @@ def load_pretrained(
     device: str | torch.device = "cpu",
     quantization: str | None = None,
     adapter: str | os.PathLike | None = None,
+    clip: str | os.PathLike | None = None,
+    tokenizer: str | os.PathLike | None = None,
+    config: VideoGLaMMConfig | str | None = None,
+    conversion_cache: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
 ) -> "VideoGLaMM":
     """See `VideoGLaMM.from_pretrained`."""
-    from safetensors.torch import load_file
-
+    from videoglamm.hub import HubOptions, resolve
+    from videoglamm.model_card import random_init
     from videoglamm.processing.processor import VideoGLaMMProcessor
 
+    hub = HubOptions(cache_dir=cache_dir, revision=revision, local_files_only=local_files_only, token=token)
     name = str(name_or_path)
     path = Path(name_or_path)
     if name in SHIPPED:
         path = PACKAGED_MODELS / name
         if not (path / "config.json").is_file():
             raise CheckpointError(f"the shipped weights of {name} are missing from this install ({path})")
-    if not path.is_dir() and name in PRESETS:
+    if not path.exists() and name in PRESETS:
         logger.warning("%s: no weights given; the model is RANDOMLY initialised (architecture only)", name)
         model = cls(VideoGLaMMConfig.from_preset(name)).to(device=device, dtype=dtype)
         model.processor = VideoGLaMMProcessor.from_preset(name)
+        model.card = random_init(name)
     else:
-        if not (path / "config.json").is_file():
-            raise CheckpointError(f"{path} is neither a preset ({sorted([*PRESETS, *SHIPPED])}) nor a folder with config.json")
-        raw = json.loads((path / "config.json").read_text())
-        if raw.get("model_type") != VideoGLaMMConfig.model_type:
-            raise CheckpointError(f"{path}/config.json describes a {raw.get('model_type')!r} model, not videoglamm")
-        for needed in (WEIGHTS, f"{LLM_DIR}/config.json"):
-            if not (path / needed).is_file():
-                raise CheckpointError(f"{path} is missing {needed}; was it written completely by save_pretrained?")
-        config = VideoGLaMMConfig.from_pretrained(path)
-        with torch.device("meta"):
-            model = cls(config)
-        # Fresh, aligned copies: safetensors' buffers can be unaligned, which changes CPU kernel paths and
-        # so the last bits of some outputs (save -> load must give identical outputs).
-        state = {k: v.clone() for k, v in load_file(path / WEIGHTS).items()}
-        expected = set(_non_llm_state(model))
-        _strict_report(sorted(expected - set(state)), sorted(set(state) - expected), path / WEIGHTS)
-        for child_name, child in model.named_children():
-            if child_name != "llm":
-                prefix = child_name + "."
-                child.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
-                                      strict=True, assign=True)
-        model.llm = _load_llm(path / LLM_DIR, config, dtype, quantization)
-        _restore_trainable(model)
-        for child_name, child in model.named_children():
-            if child_name != "llm" or quantization is None:
-                child.to(device=device, dtype=dtype)
-        model.processor = VideoGLaMMProcessor.from_pretrained(path)
+        from_hub = not path.exists()
+        path = resolve(path if path.exists() else name, hub, presets=[*PRESETS, *SHIPPED])
+        release_parts = {"clip": clip, "tokenizer": tokenizer, "config": config}
+        if not _is_our_folder(path):
+            path = _converted_release(path, release_parts, conversion_cache, hub,
+                                      {"repo": name, "revision": path.name} if from_hub else None)
+        elif any(v is not None for v in release_parts.values()):
+            given = sorted(k for k, v in release_parts.items() if v is not None)
+            raise TypeError(f"{given} only apply when converting an official release; {path} is already a "
+                            "videoglamm folder (its config.json says so)")
+        model = _load_folder(cls, path, dtype, device, quantization)
     if adapter is not None:
-        load_adapter(model, adapter)
+        load_adapter(model, resolve(adapter, hub))
+    return model
+
+
+def _is_our_folder(path: Path) -> bool:
+    if not (path / "config.json").is_file():
+        return False
+    return json.loads((path / "config.json").read_text()).get("model_type") == VideoGLaMMConfig.model_type
+
+
+def _converted_release(path: Path, parts: dict[str, Any], cache: str | os.PathLike | None, hub: Any,
+                       hub_source: dict[str, str] | None) -> Path:
+    """The official release at `path`, converted (once; see `convert.on_load`), or an error saying what it is."""
+    from videoglamm.convert.on_load import conversion_cache, converted_videoglamm_release, is_official_videoglamm_release
+    from videoglamm.hub import resolve
+
+    if not is_official_videoglamm_release(path):
+        if (path / "config.json").is_file():
+            raw = json.loads((path / "config.json").read_text())
+            raise CheckpointError(f"{path}/config.json describes a {raw.get('model_type')!r} model, and the folder "
+                                  "is not the official VideoGLaMM release (no model.visual_model.* / "
+                                  "model.text_hidden_fcs.* tensors in its shard index)")
+        raise CheckpointError(f"{path} is neither a preset ({sorted([*PRESETS, *SHIPPED])}), a videoglamm folder "
+                              "(config.json), nor the official VideoGLaMM release (a shard index holding "
+                              "model.visual_model.* and model.text_hidden_fcs.*)")
+    if parts["clip"] is None:
+        raise CheckpointError(
+            f"{path} is the official VideoGLaMM release, which has no CLIP tower: pass "
+            "clip='openai/clip-vit-large-patch14-336' (a hub id) or the path of those weights")
+    clip = _resolve_clip(parts["clip"], hub)
+    tokenizer = resolve(parts["tokenizer"], hub) if parts["tokenizer"] is not None else None
+    config = parts["config"]
+    if config is None or isinstance(config, str):
+        config = VideoGLaMMConfig.from_preset(config or "videoglamm-phi3-mini")
+    return converted_videoglamm_release(path, clip=clip, tokenizer=tokenizer, config=config,
+                                        cache=conversion_cache(cache), hub=hub_source)
+
+
+def _resolve_clip(clip: str | os.PathLike, hub: Any) -> Path:
+    """CLIP weights from a path or a hub id; from the hub only the weights (safetensors, else .bin) come."""
+    from videoglamm.convert.checkpoint_io import list_shards
+    from videoglamm.hub import resolve
+
+    if Path(clip).exists():
+        return Path(clip)
+    path = resolve(clip, hub, allow_patterns=["*.safetensors", "*.safetensors.index.json", "config.json"])
+    try:
+        list_shards(path)
+    except CheckpointError:  # a repo with only pytorch_model.bin: fetch that instead
+        path = resolve(clip, hub, allow_patterns=["pytorch_model*.bin", "pytorch_model.bin.index.json"])
+    return path
+
+
+def _load_folder(cls: type["VideoGLaMM"], path: Path, dtype: torch.dtype, device: str | torch.device,
+                 quantization: str | None) -> "VideoGLaMM":
+    """Load a folder written by `save_pretrained`, strictly."""
+    from safetensors.torch import load_file
+
+    from videoglamm.model_card import read_card, unknown_origin
+    from videoglamm.processing.processor import VideoGLaMMProcessor
+
+    for needed in (WEIGHTS, f"{LLM_DIR}/config.json"):
+        if not (path / needed).is_file():
+            raise CheckpointError(f"{path} is missing {needed}; was it written completely by save_pretrained?")
+    config = VideoGLaMMConfig.from_pretrained(path)
+    with torch.device("meta"):
+        model = cls(config)
+    # Fresh, aligned copies: safetensors' buffers can be unaligned, which changes CPU kernel paths and
+    # so the last bits of some outputs (save -> load must give identical outputs).
+    state = {k: v.clone() for k, v in load_file(path / WEIGHTS).items()}
+    expected = set(_non_llm_state(model))
+    _strict_report(sorted(expected - set(state)), sorted(set(state) - expected), path / WEIGHTS)
+    for child_name, child in model.named_children():
+        if child_name != "llm":
+            prefix = child_name + "."
+            child.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                                  strict=True, assign=True)
+    model.llm = _load_llm(path / LLM_DIR, config, dtype, quantization)
+    _restore_trainable(model)
+    for child_name, child in model.named_children():
+        if child_name != "llm" or quantization is None:
+            child.to(device=device, dtype=dtype)
+    model.processor = VideoGLaMMProcessor.from_pretrained(path)
+    model.card = read_card(path) or unknown_origin(path)
     return model
 
 

@@ -1,12 +1,14 @@
 """Inference: one video + prompt -> answer text and one mask track per `[SEG]`.
 
-The video is read twice, cheaply: the encoder frames by index, then every frame in order for SAM2, one
-at a time, so memory does not grow with the video length (SAM2 keeps only the memory it attends to).
+`predict` / `predict_stream` are a `videoglamm.modeling.session.VideoSession` with one prompt: the
+encoder frames are read by index, then every frame in order for SAM2, one at a time, so memory does not
+grow with the video length (SAM2 keeps only the memory it attends to).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -17,12 +19,14 @@ from videoglamm.config import InferenceConfig
 from videoglamm.errors import ConfigError, InputError
 from videoglamm.modeling.generation import generate
 from videoglamm.modeling.outputs import GroundingResult
+from videoglamm.processing.frame_folder import FrameFolder
 from videoglamm.processing.frames import decoded_frame_pool
 from videoglamm.processing.tokens import ASSISTANT_TAG, END_TAG, PHRASE_CLOSE, PHRASE_OPEN
 from videoglamm.processing.video_io import VideoFile, VideoLike, as_frames
 
 if TYPE_CHECKING:
     from videoglamm.config import VideoGLaMMConfig
+    from videoglamm.modeling.session import SessionPrompt, VideoSession
     from videoglamm.modeling.videoglamm import VideoGLaMM
     from videoglamm.processing.processor import VideoGLaMMProcessor
 
@@ -92,17 +96,22 @@ class _Source:
     """Random access for the encoder frames plus an in-order frame iterator for SAM2.
 
     `pool` lists the source frames the encoders choose from: for a video file, the official decoding
-    (`video_fps`, `max_video_frames`); for frames in memory, all of them.
+    (`video_fps`, `max_video_frames`); for a frame folder or frames in memory, all of them.
     """
 
     def __init__(self, video: VideoLike, opts: PredictOptions | None = None) -> None:
         opts = opts or PredictOptions()
         if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
-            self._file: VideoFile | None = VideoFile(video)
+            self._file: VideoFile | FrameFolder | None = (
+                FrameFolder(video) if os.path.isdir(video) else VideoFile(video)
+            )
             self._frames = None
             self.num_frames = len(self._file)
             first = self._file.get([0])[0]
-            self.pool = decoded_frame_pool(self.num_frames, self._file.fps, opts.video_fps, opts.max_video_frames)
+            if isinstance(self._file, FrameFolder):  # a folder is used whole, like frames in memory
+                self.pool = list(range(self.num_frames))
+            else:
+                self.pool = decoded_frame_pool(self.num_frames, self._file.fps, opts.video_fps, opts.max_video_frames)
         else:
             self._file = None
             self._frames = as_frames(video)
@@ -158,22 +167,30 @@ def stop_token_ids(config: "VideoGLaMMConfig", tokenizer: Any) -> set[int]:
     return {config.llm.eos_token_id} | {vocab[tag] for tag in (END_TAG, ASSISTANT_TAG) if tag in vocab}
 
 
-def answer(
-    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: Sequence[str], opts: PredictOptions
+def encode_frames_for_answers(model: "VideoGLaMM", processor: "VideoGLaMMProcessor", frames: torch.Tensor) -> torch.Tensor:
+    """The visual tokens of the encoder frames, uint8 (N, H, W, 3), for `answer_with`."""
+    image_views, video_views = processor.encoder_views(frames)
+    device, dtype = model.device, model.dtype
+    with torch.no_grad():
+        return model.encode_video(image_views[None].to(device, dtype), video_views[None].to(device, dtype))
+
+
+def answer_with(
+    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", visual: torch.Tensor, indices: list[int],
+    prompts: Sequence[str], opts: PredictOptions, generator: torch.Generator | None,
 ) -> list[tuple[str, list[int], torch.Tensor, list[int]]]:
-    """Encode the video once and generate an answer per prompt.
+    """Generate an answer per prompt from encoded frames (`encode_frames_for_answers`).
+
+    Args:
+        visual: the visual tokens of the `indices` frames.
+        generator: the sampling generator, shared by the prompts in order (None: the global one).
 
     Returns:
         per prompt: (text, generated ids, projected SEG embeddings (K, D), encoder frame indices).
     """
-    indices = source.encoder_indices(processor, opts)
-    image_views, video_views = processor.encoder_views(source.get(indices))
     device, dtype = model.device, model.dtype
-    with torch.no_grad():
-        visual = model.encode_video(image_views[None].to(device, dtype), video_views[None].to(device, dtype))
     tok = processor.tokenizer
     stop_ids = stop_token_ids(model.config, tok)
-    generator = torch.Generator().manual_seed(opts.seed) if opts.seed is not None else None
     results = []
     for prompt in prompts:
         ids, _ = processor.tokenize(prompt, num_frames=len(indices))
@@ -191,63 +208,67 @@ def answer(
     return results
 
 
+def answer(
+    model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: Sequence[str], opts: PredictOptions
+) -> list[tuple[str, list[int], torch.Tensor, list[int]]]:
+    """Encode the video once and generate an answer per prompt.
+
+    Returns:
+        per prompt: (text, generated ids, projected SEG embeddings (K, D), encoder frame indices).
+    """
+    indices = source.encoder_indices(processor, opts)
+    visual = encode_frames_for_answers(model, processor, source.get(indices))
+    generator = torch.Generator().manual_seed(opts.seed) if opts.seed is not None else None
+    return answer_with(model, processor, visual, indices, prompts, opts, generator)
+
+
+def _prediction(session: "VideoSession", prompt: "SessionPrompt") -> StreamingPrediction:
+    """The stream of a session that holds this one prompt's objects."""
+    frames = ((o.frame_idx, o.frame, o.masks, o.scores) for o in session.propagate())
+    return StreamingPrediction(
+        text=prompt.text, phrases=prompt.phrases, frame_indices=prompt.encoder_frames,
+        num_frames=session.num_frames, size=session.size, seg_embeddings=prompt.seg_embeddings, _frames=frames,
+    )
+
+
 def _mask_stream(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, prompts: torch.Tensor,
     prompt_frames: list[int], mode: str,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    size = source.size
-    k = prompts.shape[0]
-    if k == 0:
-        for index, frame in enumerate(source):
-            yield index, frame, torch.zeros(0, *size, dtype=torch.bool), torch.zeros(0)
-        return
-    device, dtype = model.device, model.dtype
-    decoder = model.mask_decoder
-    raw: dict[int, torch.Tensor] = {}  # source frames read but not yet yielded, by index (SAM2 looks ahead by <= 1)
+    """`(frame_index, frame, masks (K, H, W), scores (K,))` of K prompt tokens; in track mode prompted at
+    `prompt_frames`, framewise from frame 0."""
+    from videoglamm.modeling.session import VideoSession
 
-    def sam_frames() -> Iterator[torch.Tensor]:
-        for index, frame in enumerate(source):
-            raw[index] = frame
-            yield processor.sam_transform(frame[None])[0].to(device, dtype)
-
-    def empty(index: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
-        return index, raw.pop(index), torch.zeros(k, *size, dtype=torch.bool), torch.full((k,), float("-inf"))
-
-    with torch.no_grad():
-        if mode == "framewise":
-            for index, view in enumerate(sam_frames()):
-                out = decoder.decode(decoder.encode_frames(view[None]), prompts[None])
-                logits = decoder.upsample(out.mask_logits, size)[0]  # (K, H, W)
-                yield index, raw.pop(index), (logits > 0).cpu(), out.object_score_logits.reshape(k).float().cpu()
-            return
-        for step in decoder.track(sam_frames(), prompts, prompt_frames=prompt_frames):
-            # Frames before the first prompt frame are not tracked: they get empty masks.
-            for index in sorted(i for i in raw if i < step.frame_index):
-                yield empty(index)
-            logits = decoder.upsample(step.mask_logits[:, 0][None], size)[0]  # (K, H, W)
-            yield (step.frame_index, raw.pop(step.frame_index), (logits > 0).cpu(),
-                   step.object_score_logits.reshape(k).float().cpu())
+    session = VideoSession(model, processor, source, dataclasses.replace(PredictOptions(), mask_mode=mode))
+    if prompts.shape[0]:
+        if mode == "track":
+            session._groups.append(session._tracked_group(list(range(prompts.shape[0])), prompts, list(prompt_frames)))
+        else:
+            session.add_prompt_embeddings(prompts, 0)
+    return ((o.frame_idx, o.frame, o.masks, o.scores) for o in session.propagate())
 
 
 def predict_stream(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", video: VideoLike, prompt: str, opts: PredictOptions
 ) -> StreamingPrediction:
     """Generate the answer now; compute masks frame by frame as the result is iterated."""
-    source = _Source(video, opts)
-    text, _, seg, indices = answer(model, processor, source, [prompt], opts)[0]
-    return _stream_for(model, processor, source, text, seg, indices, opts)
+    from videoglamm.modeling.session import VideoSession
+
+    session = VideoSession(model, processor, video, opts)
+    session.add_text_prompt(prompt)
+    return _prediction(session, session.prompts[0])
 
 
 def _stream_for(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", source: _Source, text: str, seg: torch.Tensor,
     indices: list[int], opts: PredictOptions,
 ) -> StreamingPrediction:
-    prompt_frames = [0] if opts.prompt_frames == "first" else sorted(set(indices))
-    return StreamingPrediction(
-        text=text, phrases=_PHRASE.findall(text), frame_indices=indices, num_frames=source.num_frames,
-        size=source.size, seg_embeddings=seg,
-        _frames=_mask_stream(model, processor, source, seg, prompt_frames, opts.mask_mode),
-    )
+    """The stream of K given prompt tokens `seg` on `source` (as if `text` were their answer)."""
+    from videoglamm.modeling.session import VideoSession
+
+    session = VideoSession(model, processor, source, opts)
+    session._add("", text, seg, 0, list(indices))
+    return _prediction(session, session.prompts[0])
 
 
 def collect(stream: StreamingPrediction) -> GroundingResult:
@@ -268,11 +289,26 @@ def collect(stream: StreamingPrediction) -> GroundingResult:
 def predict_many(
     model: "VideoGLaMM", processor: "VideoGLaMMProcessor", video: VideoLike, prompts: Sequence[str], opts: PredictOptions
 ) -> list[GroundingResult]:
-    """Several prompts on one video: the video is encoded once."""
+    """Several prompts on one video: the video is encoded once and read once, each frame's SAM2
+    features shared by the prompts' objects."""
+    from videoglamm.modeling.session import VideoSession
+
     if not prompts:
         raise InputError("no prompt given")
-    source = _Source(video, opts)
-    out = []
-    for text, _, seg, indices in answer(model, processor, source, prompts, opts):
-        out.append(collect(_stream_for(model, processor, source, text, seg, indices, opts)))
-    return out
+    session = VideoSession(model, processor, video, opts)
+    for prompt in prompts:
+        session.add_text_prompt(prompt)
+    t, (h, w) = session.num_frames, session.size
+    n = len(session.object_ids)
+    masks = torch.zeros(n, t, h, w, dtype=torch.bool)
+    scores = torch.zeros(n, t)
+    for out in session.propagate():
+        masks[:, out.frame_idx] = out.masks
+        scores[:, out.frame_idx] = out.scores
+    results, first = [], 0
+    for p in session.prompts:
+        rows = slice(first, first + len(p.object_ids))
+        first += len(p.object_ids)
+        results.append(GroundingResult(text=p.text, phrases=p.phrases, masks=list(masks[rows].unbind(0)),
+                                       scores=scores[rows], frame_indices=p.encoder_frames))
+    return results

@@ -15,6 +15,7 @@ frame to what SAM2 can still attend to (`MemoryBank.trim`), so memory does not g
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from videoglamm.errors import InputError, ShapeMismatchError
 if TYPE_CHECKING:
     from sam2.modeling.sam2_base import SAM2Base
 
-    from videoglamm.modeling.mask_decoder import SAM2MaskDecoder
+    from videoglamm.modeling.mask_decoder import FrameFeatures, SAM2MaskDecoder
 
 
 @contextlib.contextmanager
@@ -150,6 +151,32 @@ class MemoryBank:
         store = "cond_frame_outputs" if is_cond else "non_cond_frame_outputs"
         self.output_dict[store][frame_idx] = out
 
+    def select_objects(self, rows: Sequence[int]) -> None:
+        """Keep only the objects at batch `rows` in every stored entry (the others stop being tracked).
+
+        SAM2 treats the objects of a batch independently, so the kept rows' memories are unchanged.
+        """
+        index = list(rows)
+
+        def pick(value: Any) -> Any:
+            if isinstance(value, Tensor):
+                return value[index]
+            if isinstance(value, list):
+                return [pick(v) for v in value]
+            return value
+
+        if self._pos_enc is not None:
+            self._pos_enc = pick(self._pos_enc)
+        for store in self.output_dict.values():
+            for t, out in list(store.items()):
+                raw = {key: out.stored(key) if isinstance(out, _StoredOutput) else out[key] for key in out}
+                picked = {key: (self._pos_enc if key == "maskmem_pos_enc" else pick(v)) for key, v in raw.items()}
+                if isinstance(out, _StoredOutput):  # already in the storage dtype: no second rounding
+                    kept = _StoredOutput(picked, picked["maskmem_features"].dtype)
+                    kept.compute_dtype = out.compute_dtype
+                    picked = kept
+                store[t] = picked
+
     def trim(self, next_frame_idx: int) -> None:
         """Drop what frames from `next_frame_idx` on can no longer read (see the class docstring)."""
         if self.retain_all:
@@ -226,8 +253,9 @@ class SAM2VideoTracker:
         prompt_frames: indices of the prompted frames.
         multimask_on_prompt_frames: follow SAM2's multimask rule on prompt frames (False: single mask).
         multimask_on_tracked_frames: the same on the other frames.
-        num_frames: video length if known; None = long video (only changes SAM2's pointer cap
-            `min(num_frames, max_obj_ptrs_in_encoder)`, which matters for videos shorter than it).
+        num_frames: video length if known; None = a stream of unknown length (SAM2's pointer cap is then
+            `max_obj_ptrs_in_encoder`; a known length caps it at `min(num_frames, max_obj_ptrs_in_encoder)`,
+            which matters for videos shorter than that).
         retain_all_memory: keep every memory entry (unbounded; to verify trimming).
         memory_dtype: dtype the spatial memories are stored in (None: as computed).
 
@@ -285,6 +313,24 @@ class SAM2VideoTracker:
             self._check_tokens(prompts, "prompts")
         return self._run(frames, prompts, prompts_per_frame)
 
+    @property
+    def num_objects(self) -> int | None:
+        """K, once the first prompt tokens fixed it."""
+        return self._num_objects
+
+    def keep_objects(self, rows: Sequence[int]) -> None:
+        """Stop tracking every object but those at batch `rows` (their memories are kept as they are).
+
+        Raises:
+            InputError: `rows` is empty, repeated or outside the K tracked objects.
+        """
+        k = self._num_objects or 0
+        rows = [int(r) for r in rows]
+        if not rows or len(set(rows)) != len(rows) or min(rows) < 0 or max(rows) >= k:
+            raise InputError(f"keep_objects needs distinct rows in [0, {k}); got {rows}")
+        self.memory.select_objects(rows)
+        self._num_objects = len(rows)
+
     def _check_tokens(self, tokens: Tensor, what: str) -> None:
         d = self.model.hidden_dim
         if tokens.ndim != 2 or tokens.shape[1] != d or tokens.shape[0] == 0:
@@ -316,8 +362,6 @@ class SAM2VideoTracker:
                 tokens = prompts if prompts is not None else prompts_per_frame(frame_idx)  # type: ignore[misc]
             elif prompts_per_frame is not None:
                 tokens = prompts_per_frame(frame_idx)
-            if tokens is not None:
-                self._check_tokens(tokens, f"prompt tokens of frame {frame_idx}")
             yield self.step(frame_idx, frame, tokens, is_prompt)
         if seen <= self.prompt_frames[-1]:
             raise InputError(
@@ -341,12 +385,36 @@ class SAM2VideoTracker:
         s = model.image_size
         if frame.shape != (3, s, s):
             raise ShapeMismatchError(f"frame {frame_idx} must be (3, {s}, {s}); got {tuple(frame.shape)}")
-        if self._num_objects is None:
-            raise InputError("the first tracked frame must be a prompt frame with tokens")
-        k = self._num_objects
         param = model.no_mem_embed
         frame = frame.to(device=param.device, dtype=param.dtype)
-        feats = self.decoder.encode_frames(frame.unsqueeze(0)).expand_frame(0, k)
+        return self.step_features(frame_idx, self.decoder.encode_frames(frame.unsqueeze(0)), tokens, is_prompt)
+
+    def step_features(self, frame_idx: int, features: "FrameFeatures", tokens: Tensor | None,
+                      is_prompt: bool) -> TrackStep:
+        """`step` on image features computed once for the frame (shared by several trackers).
+
+        Args:
+            frame_idx: absolute frame index (frames must come in increasing order).
+            features: `FrameFeatures` of this one frame (`SAM2MaskDecoder.encode_frames` of (1, 3, S, S)).
+            tokens: (K, D) tokens appended to the sparse prompt, or None.
+            is_prompt: whether this is a prompt (initial conditioning) frame.
+
+        Returns:
+            The frame's `TrackStep`.
+
+        Raises:
+            InputError: no object yet (the first tracked frame must be a prompt frame with tokens).
+            ShapeMismatchError: `features` hold more than one frame.
+        """
+        model = self.model
+        if tokens is not None:
+            self._check_tokens(tokens, f"prompt tokens of frame {frame_idx}")
+        if self._num_objects is None:
+            raise InputError("the first tracked frame must be a prompt frame with tokens")
+        if features.num_frames != 1:
+            raise ShapeMismatchError(f"step_features takes the features of one frame; got {features.num_frames}")
+        k = self._num_objects
+        feats = features.expand_frame(0, k)
 
         pix_feat = model._prepare_memory_conditioned_features(
             frame_idx=frame_idx,
@@ -355,7 +423,9 @@ class SAM2VideoTracker:
             current_vision_pos_embeds=feats.vision_pos_embeds[-1:],
             feat_sizes=feats.feat_sizes[-1:],
             output_dict=self.memory.output_dict,
-            num_frames=self.num_frames if self.num_frames is not None else model.max_obj_ptrs_in_encoder,
+            # Unknown length: unbounded. SAM2 caps pointers at min(num_frames, max_obj_ptrs_in_encoder) and
+            # also stops reading pointers of frames >= num_frames, so a finite stand-in would drop them.
+            num_frames=self.num_frames if self.num_frames is not None else sys.maxsize,
             track_in_reverse=False,
         )
         allow_multimask = self.multimask_on_prompt_frames if is_prompt else self.multimask_on_tracked_frames

@@ -6,7 +6,7 @@ The model composes parts that the builders make from one `VideoGLaMMConfig`; tes
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from videoglamm.modeling.outputs import GroundingResult
     from videoglamm.modeling.predict import StreamingPrediction
+    from videoglamm.modeling.session import SessionFrameOutput, VideoSession
     from videoglamm.processing.video_io import VideoLike
 
 
@@ -70,6 +71,7 @@ class VideoGLaMM(nn.Module):
                 f"({self.mask_decoder.hidden_dim})"
             )
         self.processor = None  # set by from_pretrained; predict() falls back to the preset's processor
+        self.card = None  # a `videoglamm.model_card.CardInfo`, set by from_pretrained, written by save_pretrained
         self._declare_trainable()
 
     # -- trainable set -----------------------------------------------------------------------------
@@ -296,8 +298,8 @@ class VideoGLaMM(nn.Module):
         """Answer `prompt` about `video` with text and one mask track per `[SEG]`.
 
         Args:
-            video: a file path (read with decord), a list of PIL images or uint8 (T, H, W, 3); or a list of
-                such videos, answered in batches (`predict_batch`).
+            video: a file path (read with decord), a folder of .jpg/.png frames (name order), a list of PIL
+                images or uint8 (T, H, W, 3); or a list of such videos, answered in batches (`predict_batch`).
             prompt: one prompt, or a list of prompts (the video is then encoded once for all); for a list of
                 videos, one list of prompts per video or one flat list asked of every video.
             **options: see `videoglamm.modeling.predict.PredictOptions` (num_frames, frame_sampling,
@@ -348,12 +350,44 @@ class VideoGLaMM(nn.Module):
 
         return predict_stream(self, self._processor(), video, prompt, PredictOptions.for_model(self.config, **options))
 
+    def init_video_session(self, video: "VideoLike | None" = None, **options: Any) -> "VideoSession":
+        """Open a session on `video` (a file, a frame folder, PIL images, uint8 (T, H, W, 3)), or on a
+        live source when None (push frames with `session.add_frame`). See `videoglamm.modeling.session`.
+
+        Args:
+            **options: `PredictOptions` (what is not given comes from `config.inference`).
+        """
+        from videoglamm.modeling.predict import PredictOptions
+        from videoglamm.modeling.session import VideoSession
+
+        return VideoSession(self, self._processor(), video, PredictOptions.for_model(self.config, **options))
+
+    def propagate_in_video_iterator(self, session: "VideoSession", max_frame_num_to_track: int | None = None,
+                                    show_progress_bar: bool = False) -> "Iterator[SessionFrameOutput]":
+        """Per-frame object ids, masks (N, H, W) bool at the video's size and scores, from the session's
+        next frame on (`VideoSession.propagate`)."""
+        return session.propagate(max_frame_num_to_track, show_progress_bar)
+
     # -- persistence -------------------------------------------------------------------------------
-    def save_pretrained(self, path: str | os.PathLike, trainable_only: bool = False) -> None:
-        """Write config, safetensors weights and tokenizer to `path` atomically (see `persistence`)."""
+    def save_pretrained(self, path: str | os.PathLike, trainable_only: bool = False, **card: Any) -> None:
+        """Write config, safetensors weights, tokenizer and a README.md model card to `path` atomically.
+
+        Args:
+            card: `eval_results` (list of `videoglamm.model_card.EvalEntry`) and `license` for the card.
+        """
         from videoglamm.modeling.persistence import save_pretrained
 
-        save_pretrained(self, path, trainable_only=trainable_only)
+        save_pretrained(self, path, trainable_only=trainable_only, **card)
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> Any:
+        """Upload `save_pretrained`'s folder (model card included) to the hub repo `repo_id`.
+
+        See `videoglamm.hub.push_to_hub` (`private`, `token`, `revision`, `commit_message`, `create_pr`,
+        and the `save_pretrained` card options). Raises CheckpointError under HF_HUB_OFFLINE=1.
+        """
+        from videoglamm.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **options)
 
     @classmethod
     def from_pretrained(
@@ -364,18 +398,28 @@ class VideoGLaMM(nn.Module):
         device: str | torch.device = "cpu",
         quantization: str | None = None,
         adapter: str | os.PathLike | None = None,
+        **sources: Any,
     ) -> "VideoGLaMM":
-        """Load a saved folder, a shipped model name, or a preset name (random weights, with a warning).
+        """Load a saved folder, a hub id, the official release, a shipped model name, or a preset.
 
         Args:
-            name_or_path: folder written by `save_pretrained`, "videoglamm-tiny-synthetic", or a preset.
+            name_or_path: a folder written by `save_pretrained`; a hub repo id ("org/name") holding one; the
+                official VideoGLaMM release folder or hub repo (detected by its tensor names, converted
+                strictly once and cached); "videoglamm-tiny-synthetic"; or a preset (random weights, warned).
             dtype, device: where the model lives.
             quantization: "4bit" (nf4) or "8bit" to load the LLM through bitsandbytes.
-            adapter: folder written with `save_pretrained(trainable_only=True)`, loaded on top.
+            adapter: folder or hub id written with `save_pretrained(trainable_only=True)`, loaded on top.
+            sources: hub lookup: `cache_dir`, `revision`, `local_files_only`, `token` (HF_HUB_OFFLINE=1 is
+                honoured); official release only: `clip` (CLIP ViT-L/14-336 weights: path or hub id,
+                required: the release lacks them), `tokenizer` (when not in the release folder), `config`
+                (target config or preset, default "videoglamm-phi3-mini"), `conversion_cache` (default
+                $VIDEOGLAMM_CACHE or ~/.cache/videoglamm/converted).
 
         Raises:
-            CheckpointError: missing files, another model's config, missing/unexpected keys.
+            CheckpointError: missing files or hub entries, another model's config, missing/unexpected keys.
+            TypeError: release-only options given for a folder that needs no conversion.
         """
         from videoglamm.modeling.persistence import load_pretrained
 
-        return load_pretrained(cls, name_or_path, dtype=dtype, device=device, quantization=quantization, adapter=adapter)
+        return load_pretrained(cls, name_or_path, dtype=dtype, device=device, quantization=quantization,
+                               adapter=adapter, **sources)

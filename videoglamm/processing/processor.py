@@ -21,8 +21,9 @@ import torch
 from videoglamm.config import VideoGLaMMConfig
 from videoglamm.errors import CheckpointError, InputError, ShapeMismatchError, TokenCountError
 from videoglamm.processing.frames import sample_frame_indices, subsample
+from videoglamm.processing.chat_ids import turn_ids
 from videoglamm.processing.tokens import (
-    IGNORE_INDEX, SEG_TOKEN, VIDEO_TOKEN, phrase_token_index, render_answer, render_prompt,
+    CHAT_TAGS, IGNORE_INDEX, SEG_TOKEN, VIDEO_TOKEN, phrase_token_index, render_prompt,
 )
 from videoglamm.processing.transforms import clip_transform, internvideo_transform, sam2_transform
 from videoglamm.processing.video_io import VideoLike, as_frames
@@ -148,40 +149,49 @@ class VideoGLaMMProcessor:
         return sam2_transform(frames, sam.image_size, vt.mean, vt.std)
 
     # -- text --------------------------------------------------------------------------------------
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False).input_ids
-
     def num_visual_tokens(self, num_frames: int | None = None) -> int:
         cfg = self.config
         return (num_frames or cfg.sampling.encoder_frames) * (cfg.image_tokens_per_frame + cfg.video_tokens_per_frame)
 
-    def _prompt_ids(self, prompt: str, num_frames: int | None = None) -> list[int]:
+    def _chat_chunks(self, prompt: str) -> tuple[str, str]:
+        """The rendered generation prompt before and after the video marker."""
         if not prompt or not prompt.strip():
             raise InputError("the prompt is empty")
         markers = prompt.count(VIDEO_TOKEN)
         if markers > 1:
             raise TokenCountError(f"the prompt holds {markers} {VIDEO_TOKEN} markers; one video takes exactly one")
+        _reject_chat_tags("prompt", prompt)
         user = prompt if markers == 1 else f"{VIDEO_TOKEN}\n{prompt}"
         before, after = render_prompt(self.config.tokens.system_prompt, user).split(VIDEO_TOKEN)
-        placeholder = [self.config.tokens.video_token_id] * self.num_visual_tokens(num_frames)
-        return [self.config.llm.bos_token_id, *self._ids(before), *placeholder, *self._ids(after)]
+        return before, after
+
+    def _placeholder(self, num_frames: int | None) -> list[int]:
+        return [self.config.tokens.video_token_id] * self.num_visual_tokens(num_frames)
 
     def tokenize(
         self, prompt: str, answer: str | None = None, num_frames: int | None = None
     ) -> tuple[list[int], list[int]]:
-        """Token ids and labels of one turn; labels are IGNORE_INDEX outside the answer."""
-        prompt_ids = self._prompt_ids(prompt, num_frames)
-        if answer is None:
-            return prompt_ids, [IGNORE_INDEX] * len(prompt_ids)
-        answer_ids = self._ids(render_answer(answer))
-        return prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids
+        """Token ids and labels of one turn; labels are IGNORE_INDEX outside the answer and its `<|end|>`.
 
-    def answer_phrase_index(self, answer: str) -> list[int]:
-        """Per token of the rendered answer (as `tokenize` encodes it): k inside the `<p> ... </p>` phrase
-        of the k-th `[SEG]`, else 0 (what `seg_projector.hidden_source: phrase` pools)."""
-        text = render_answer(answer)
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return phrase_token_index(text, [tuple(o) for o in enc["offset_mapping"]])
+        The ids are the official's (`chat_ids.turn_ids`): each side of the video placeholders is tokenized
+        on its own with the tokenizer's own special tokens, and an answer is tokenized together with its
+        prompt.
+
+        Raises:
+            InputError: for an empty prompt, or a prompt or answer holding a chat tag.
+            TokenCountError: for more than one video marker, or labels that cannot be placed.
+        """
+        before, after = self._chat_chunks(prompt)
+        if answer is not None:
+            _reject_chat_tags("answer", answer)
+        return turn_ids(self.tokenizer, before, after, self._placeholder(num_frames), answer)
+
+    def answer_phrase_index(self, labels: Sequence[int]) -> list[int]:
+        """Per position of a tokenized turn (its `labels` from `tokenize`): k inside the `<p> ... </p>` phrase
+        of the k-th `[SEG]` of the supervised answer, else 0 (what `seg_projector.hidden_source: phrase`
+        pools). The answer's ids are read as `generated_phrase_index` reads generated ones."""
+        first = next((i for i, t in enumerate(labels) if t != IGNORE_INDEX), len(labels))
+        return [0] * first + self.generated_phrase_index(list(labels[first:]))
 
     def generated_phrase_index(self, ids: Sequence[int]) -> list[int]:
         """`answer_phrase_index` for generated token ids (offsets from decoding growing prefixes)."""
@@ -243,8 +253,7 @@ class VideoGLaMMProcessor:
             ids.append(tok_ids)
             labels.append(tok_labels)
             if pool_phrases:
-                answer_index = self.answer_phrase_index(answers[i])
-                phrase_rows.append([0] * (len(tok_ids) - len(answer_index)) + answer_index)
+                phrase_rows.append(self.answer_phrase_index(tok_labels))
             image.append(enc.pixel_values_image)
             video.append(enc.pixel_values_video)
             indices.append(enc.frame_indices)
@@ -322,13 +331,27 @@ class VideoGLaMMProcessor:
         return self.tokenizer.decode(list(ids), skip_special_tokens=not keep_special).strip()
 
 
+def _reject_chat_tags(what: str, text: str) -> None:
+    # The official cuts the conversation at these tags to place the labels; inside a turn they would mis-cut it.
+    if found := [tag for tag in CHAT_TAGS if tag in text]:
+        raise InputError(f"the {what} holds the chat tag(s) {found}; the processor writes them, "
+                         f"remove them from {text!r}")
+
+
 def load_tokenizer(name_or_path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None) -> Any:
     """The tokenizer of a preset name or a model folder.
+
+    A folder with a sentencepiece `tokenizer.model` of a Llama-class tokenizer (Phi-3's, as in the release)
+    loads as `SlowLlamaTokenizer`, the slow tokenizer the official used (`use_fast=False, legacy=False`):
+    transformers' fast one gives other ids (see `videoglamm.processing.slow_tokenizer`). Other folders load
+    with `AutoTokenizer`.
 
     Raises:
         CheckpointError: when no tokenizer can be found locally (nothing is downloaded).
     """
     from transformers import AutoConfig, AutoTokenizer
+
+    from videoglamm.processing.slow_tokenizer import is_slow_llama_folder, load_slow_tokenizer
 
     # AutoTokenizer reads config.json of a model folder; registering our config type lets it do so quietly.
     AutoConfig.register(VideoGLaMMConfig.model_type, VideoGLaMMConfig, exist_ok=True)
@@ -337,16 +360,21 @@ def load_tokenizer(name_or_path: str | os.PathLike, tokenizer_path: str | os.Pat
     if str(name_or_path).startswith(("videoglamm-tiny", "videoglamm-mid")):  # both use the tiny tokenizer
         candidates.append(PACKAGED_TOKENIZERS / "videoglamm-tiny")
     for path in candidates:
+        if is_slow_llama_folder(path):
+            return load_slow_tokenizer(path)
         if (path / "tokenizer_config.json").is_file():
             return AutoTokenizer.from_pretrained(path)
     if str(name_or_path) == "videoglamm-phi3-mini":
+        from huggingface_hub import snapshot_download
+
         try:
-            tok = AutoTokenizer.from_pretrained("microsoft/Phi-3-mini-4k-instruct", local_files_only=True)
-        except OSError as err:
+            folder = Path(snapshot_download("microsoft/Phi-3-mini-4k-instruct", local_files_only=True))
+        except OSError as err:  # LocalEntryNotFoundError: not in the local cache
             raise CheckpointError(
                 "the videoglamm-phi3-mini preset needs the Phi-3 tokenizer: pass tokenizer_path=<folder> or "
                 "put microsoft/Phi-3-mini-4k-instruct in the local Hugging Face cache"
             ) from err
+        tok = load_slow_tokenizer(folder) if is_slow_llama_folder(folder) else AutoTokenizer.from_pretrained(folder)
         tok.pad_token = tok.unk_token
         tok.add_tokens([SEG_TOKEN])
         return tok

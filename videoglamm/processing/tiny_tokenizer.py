@@ -52,7 +52,7 @@ def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE):
     Returns:
         A tokenizer of exactly `vocab_size` entries whose last id is `[SEG]`.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -67,6 +67,10 @@ def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE):
     tok.train_from_iterator(_corpus(), trainer=trainer)
     if tok.get_vocab_size() != vocab_size - 1:
         raise RuntimeError(f"tiny tokenizer trained to {tok.get_vocab_size()} entries, expected {vocab_size - 1}")
+    # "<s>" leads every text tokenized with special tokens: the shipped demo model was trained with a leading
+    # BOS, and the processor adds one only where the tokenizer does (as the official).
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B:1", special_tokens=[("<s>", bos)])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="<|endoftext|>", pad_token="<unk>",
         additional_special_tokens=list(CHAT_TAGS),

@@ -93,6 +93,7 @@ class SAMWISE(nn.Module):
         )
         self.verb_tagger = verb_tagger
         self.processor_tokenizer: Any = None
+        self.card: Any = None  # a `videoglamm.model_card.CardInfo`, set by from_pretrained, written by save_pretrained
         self.declare_trainable()
 
     # -- trainability ------------------------------------------------------------------------------
@@ -283,15 +284,52 @@ class SAMWISE(nn.Module):
 
         return predict_stream(self, video, prompts, **options)
 
-    def save_pretrained(self, path: str | os.PathLike) -> None:
-        """Write config.json, model.safetensors and the tokenizer to `path` atomically."""
+    def init_video_session(self, video: Any = None, **options: Any) -> Any:
+        """Open a `videoglamm.samwise.session.SAMWISESession` on `video` (None: a live source).
+
+        Args:
+            **options: `clip_length`, `hsa`.
+        """
+        from videoglamm.samwise.session import SAMWISESession
+
+        return SAMWISESession(self, video, **options)
+
+    def propagate_in_video_iterator(self, session: Any, max_frame_num_to_track: int | None = None,
+                                    show_progress_bar: bool = False) -> Any:
+        """Per-frame object ids, masks (N, H, W) bool and scores (`SAMWISESession.propagate`)."""
+        return session.propagate(max_frame_num_to_track, show_progress_bar)
+
+    def save_pretrained(self, path: str | os.PathLike, **card: Any) -> None:
+        """Write config.json, model.safetensors, the tokenizer and a README.md model card to `path` atomically.
+
+        Args:
+            card: `eval_results` (list of `videoglamm.model_card.EvalEntry`) and `license` for the card.
+        """
         from videoglamm.samwise.persistence import save_pretrained
 
-        save_pretrained(self, path)
+        save_pretrained(self, path, **card)
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> Any:
+        """Upload `save_pretrained`'s folder (model card included) to `repo_id`; see `videoglamm.hub.push_to_hub`."""
+        from videoglamm.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **options)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> "SAMWISE":
-        """Load a folder written by `save_pretrained` (strict), or a preset name (random weights, warned)."""
+        """Load a SAMWISE folder, a hub id, an official checkpoint (`.pth`), or a preset (random weights, warned).
+
+        Args:
+            name_or_path: a folder written by `save_pretrained`; a hub repo id holding one (or one `.pth`); an
+                official SAMWISE `.pth` (converted strictly once, then cached); or a preset name.
+            kwargs: `device`, `dtype`; hub lookup: `cache_dir`, `revision`, `local_files_only`, `token`
+                (HF_HUB_OFFLINE=1 is honoured); official checkpoints only: `config` (target config or preset,
+                default "samwise-base"), `conversion_cache` (default $VIDEOGLAMM_CACHE or
+                ~/.cache/videoglamm/converted).
+
+        Raises:
+            CheckpointError: missing files or hub entries, another model's config, missing/unexpected keys.
+        """
         from videoglamm.samwise.persistence import load_pretrained
 
         return load_pretrained(cls, name_or_path, **kwargs)

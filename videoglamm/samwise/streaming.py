@@ -10,6 +10,7 @@ clip may be shorter; a video shorter than one clip is a single short clip.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from videoglamm.errors import InputError
 from videoglamm.modeling.outputs import GroundingResult
+from videoglamm.processing.frame_folder import FrameFolder
 from videoglamm.processing.video_io import VideoFile, VideoLike, as_frames
 from videoglamm.samwise.processing import pad_transform, postprocess_logits, tokenize_captions
 
@@ -101,7 +103,7 @@ def hsa_scope(model: "SAMWISE", scope: str | None) -> Iterator[None]:
 def _open(video: VideoLike) -> tuple[int, tuple[int, int], Iterator[Tensor]]:
     """(number of frames, (H, W), an in-order frame iterator) without decoding a file up front."""
     if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
-        reader = VideoFile(video)
+        reader = FrameFolder(video) if os.path.isdir(video) else VideoFile(video)
         first = reader.get([0])[0]
         return len(reader), (int(first.shape[0]), int(first.shape[1])), reader.iter_frames()
     frames = as_frames(video)
@@ -147,11 +149,12 @@ class SAMWISEStream:
 
 def predict_stream(model: "SAMWISE", video: VideoLike, prompts: Sequence[str], *, clip_length: int | None = None,
                    hsa: str | None = None) -> SAMWISEStream:
-    """Segment every prompt in `video`, computing masks clip by clip as the result is iterated.
+    """Segment every prompt in `video`, computing masks clip by clip as the result is iterated: a
+    `videoglamm.samwise.session.SAMWISESession` with these prompts from frame 0.
 
     Args:
         model: `SAMWISE` (put it in eval mode first).
-        video: a file path, PIL images or a uint8 (T, H, W, 3) array.
+        video: a file path, a folder of .jpg/.png frames, PIL images or a uint8 (T, H, W, 3) array.
         prompts: K >= 1 referring expressions, tracked jointly (each independently of the others).
         clip_length: frames per clip (default `config.inference.clip_length`).
         hsa: "global" replaces HSA's local subvolumes with attention over all clip positions.
@@ -162,26 +165,14 @@ def predict_stream(model: "SAMWISE", video: VideoLike, prompts: Sequence[str], *
     Raises:
         InputError: no prompt / an empty one, a bad clip length or HSA scope; VideoReadError: unreadable video.
     """
-    tracker = ClipTracker(model, prompts)
-    length = clip_length if clip_length is not None else model.config.inference.clip_length
-    if length < 1:
-        raise InputError(f"clip_length must be >= 1, got {length}")
-    if hsa is not None and hsa not in HSA_SCOPES:
-        raise InputError(f"hsa must be one of {HSA_SCOPES}, got {hsa!r}")
-    num_frames, size, frames = _open(video)
-    threshold = model.config.inference.mask_threshold
+    from videoglamm.samwise.session import SAMWISESession
 
-    def run() -> Iterator[tuple[int, Tensor, Tensor, Tensor]]:
-        index = 0
-        for clip in _clips(frames, length):
-            with hsa_scope(model, hsa):
-                logits, scores = tracker.step(clip)
-            for t in range(clip.shape[0]):
-                yield index, clip[t], logits[t] > threshold, scores[t]
-                index += 1
-
-    return SAMWISEStream(text="\n".join(tracker.text.captions), phrases=list(tracker.text.captions),
-                         num_frames=num_frames, size=size, frame_indices=list(range(num_frames)), _frames=run())
+    session = SAMWISESession(model, video, clip_length=clip_length, hsa=hsa)
+    ids = session._add_group(prompts, 0)
+    captions = [session.captions[i] for i in ids]
+    frames = ((o.frame_idx, o.frame, o.masks, o.scores) for o in session.propagate())
+    return SAMWISEStream(text="\n".join(captions), phrases=captions, num_frames=session.num_frames,
+                         size=session.size, frame_indices=list(range(session.num_frames)), _frames=frames)
 
 
 def predict(model: "SAMWISE", video: VideoLike, prompts: Sequence[str], **options: Any) -> list[GroundingResult]:
