@@ -77,6 +77,8 @@ class Predictor:
         model: the module, in eval mode.
         options: keyword options of `predict` (VideoGLaMM: PredictOptions fields; SAMWISE: clip_length).
         calls: number of `predict` calls so far (runs that resume completely make none).
+        batched: VideoGLaMM: decode all prompts of a video in one batch and track all their objects in one
+            SAM2 pass (`predict_batch`); False: one prompt after the other (the earlier path, to compare with).
     """
 
     name: str
@@ -84,6 +86,7 @@ class Predictor:
     model: Any
     options: dict[str, Any] = field(default_factory=dict)
     calls: int = 0
+    batched: bool = True
 
     @classmethod
     def load(cls, name: str, args: argparse.Namespace, device: Any) -> "Predictor":
@@ -124,6 +127,13 @@ class Predictor:
 
         self.calls += 1
         with torch.no_grad():
+            if self.kind == "videoglamm" and self.batched:
+                return self.model.predict_batch([frames], [list(prompts)], **self.options)[0]
+            if self.kind == "videoglamm":
+                from videoglamm.modeling.predict import PredictOptions, predict_many
+
+                opts = PredictOptions.for_model(self.model.config, **self.options)
+                return predict_many(self.model, self.model._processor(), frames, list(prompts), opts)
             return self.model.predict(frames, list(prompts), **self.options)
 
     def sampling(self) -> dict[str, Any]:
@@ -236,22 +246,11 @@ def run_items(items: Sequence[str], work: Callable[[str], dict[str, Any]], store
     return len(todo)
 
 
-def atomic_item_dir(final: Path) -> tuple[Path, Callable[[], None]]:
-    """A temporary sibling folder and `commit()` that renames it onto `final` (replacing a partial one)."""
-    from videoglamm.modeling.persistence import atomic_dir
-
-    return atomic_dir(final)
-
-
 def write_item_dir(final: Path, fill: Callable[[Path], None]) -> None:
     """Calls `fill(tmp)` to write an item's folder, then renames it onto `final`; a failure leaves nothing."""
-    tmp, commit = atomic_item_dir(final)
-    try:
-        fill(tmp)
-        commit()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from videoglamm.atomic import write_dir
+
+    write_dir(final, fill)
 
 
 def zip_dir_atomic(src: Path, zip_path: Path, prefix: str = "") -> list[str]:

@@ -460,5 +460,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tokens": {"seg_token_id": 511},
     },
 }
+# The tiny towers, SAM2 and tokenizer with an LLM wide enough (8 layers x 1024) that decoding dominates the
+# cost of a prediction, as it does at full size: the preset the batching and KV-cache benchmarks time.
+PRESETS["videoglamm-mid"] = {
+    **copy.deepcopy(PRESETS["videoglamm-tiny"]),
+    "llm": {**PRESETS["videoglamm-tiny"]["llm"], "hidden_size": 1024, "intermediate_size": 2816,
+            "num_hidden_layers": 8, "num_attention_heads": 16, "num_key_value_heads": 16},
+}
 
 VideoGLaMMConfig.presets = PRESETS

@@ -136,3 +136,132 @@ def _phrase_mean(tokens: list[int], token_hidden: list[torch.Tensor],
     k = tokens.count(tokens[-1])  # tokens[-1] is the [SEG] just fed: it is the k-th one
     rows = [i for i, v in enumerate(index[:-1]) if v == k] + [len(tokens) - 1]
     return torch.stack([token_hidden[i] for i in rows]).mean(0)
+
+
+@dataclass
+class _Row:
+    """Decoding state of one sequence of a batch."""
+
+    tokens: list[int]
+    token_hidden: list[torch.Tensor]
+    seg_hidden: list[torch.Tensor]
+    pending_seg: bool = False
+    stopped: bool = False
+
+
+@torch.no_grad()
+def generate_batch(
+    lm: nn.Module,
+    prompt_embeds: Sequence[torch.Tensor],
+    *,
+    seg_token_id: int,
+    stop_ids: set[int],
+    hidden_source: str = "before_seg",
+    max_new_tokens: int = 256,
+    use_cache: bool = True,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    phrase_index: Callable[[Sequence[int]], list[int]] | None = None,
+) -> list[GenerationOutput]:
+    """Decode several sequences together: left padding, one KV cache, each row stopping on its own.
+
+    The prompts are left-padded to the longest, with an attention mask and position ids that start at 0
+    at each row's first real token, so every row sees what `generate` would show it. A row that stops
+    (a stop id, or its budget with no `[SEG]` state still to compute) leaves the batch: its cache rows
+    are dropped and the columns every remaining row pads are trimmed. Greedy rows equal `generate`'s.
+
+    Args:
+        lm: a `Phi3ForCausalLM`.
+        prompt_embeds: per sequence (L_i, hidden) prompt embeddings, visual tokens spliced in.
+        seg_token_id, stop_ids, hidden_source, max_new_tokens, use_cache, phrase_index: as in `generate`.
+        do_sample, temperature, top_p, generator: sampling; rows draw from `generator` in row order each
+            step, so sampled rows differ from one-at-a-time `generate` calls with the same seed.
+
+    Returns:
+        one `GenerationOutput` per prompt, in order.
+
+    Raises:
+        ValueError: no prompts, prompts of different widths, or "phrase" without `phrase_index`.
+    """
+    if hidden_source == "phrase" and phrase_index is None:
+        raise ValueError('hidden_source "phrase" needs phrase_index (see VideoGLaMMProcessor.generated_phrase_index)')
+    if not prompt_embeds:
+        raise ValueError("generate_batch needs at least one prompt")
+    if len({(e.ndim, e.shape[-1]) for e in prompt_embeds}) != 1 or prompt_embeds[0].ndim != 2:
+        raise ValueError(f"prompt_embeds must all be (L_i, hidden); got {[tuple(e.shape) for e in prompt_embeds]}")
+    embed = lm.get_input_embeddings()
+    first = prompt_embeds[0]
+    device = first.device
+    width = max(e.shape[0] for e in prompt_embeds)
+    inputs = first.new_zeros(len(prompt_embeds), width, first.shape[-1])
+    mask = torch.zeros(len(prompt_embeds), width, dtype=torch.long, device=device)
+    for i, e in enumerate(prompt_embeds):
+        inputs[i, width - e.shape[0]:] = e
+        mask[i, width - e.shape[0]:] = 1
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    rows = [_Row([], [], []) for _ in prompt_embeds]
+    active = list(range(len(rows)))  # batch position -> row
+    cache = None
+    step_input, step_positions = inputs, positions
+    while active:
+        if use_cache:
+            out = lm.model(inputs_embeds=step_input, attention_mask=mask, position_ids=step_positions, cache=cache,
+                           use_cache=True)
+            cache = out.cache
+        else:
+            out = lm.model(inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=False)
+        last = out.last_hidden_state[:, -1]  # (B, hidden)
+        logits = lm.lm_head(last)
+        keep, next_tokens = [], []
+        for b, r in enumerate(active):
+            row = rows[r]
+            if row.tokens:
+                row.token_hidden.append(last[b])
+            if row.pending_seg:
+                row.seg_hidden.append(last[b] if hidden_source == "seg"
+                                      else _phrase_mean(row.tokens, row.token_hidden, phrase_index))
+                row.pending_seg = False
+            if len(row.tokens) == max_new_tokens:
+                continue
+            token = _pick(logits[b], do_sample, temperature, top_p, generator)
+            if token in stop_ids:
+                row.stopped = True
+                continue
+            row.tokens.append(token)
+            if token == seg_token_id:
+                if hidden_source == "before_seg":
+                    row.seg_hidden.append(last[b])
+                else:
+                    row.pending_seg = True
+            if len(row.tokens) < max_new_tokens or row.pending_seg:
+                keep.append(b)
+                next_tokens.append(token)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            index = torch.tensor(keep, device=device)
+            if cache is not None:
+                cache.batch_select_indices(index)
+            mask, positions = mask[index], positions[index]
+            inputs = inputs if use_cache else inputs[index]
+            active = [active[b] for b in keep]
+            # Columns that every remaining row pads carry nothing: trim them (and their cache entries).
+            drop = int(mask.argmax(1).min()) if mask.shape[1] else 0
+            if drop:
+                mask, positions = mask[:, drop:], positions[:, drop:]
+                inputs = inputs if use_cache else inputs[:, drop:]
+                if cache is not None:
+                    for layer in cache.layers:
+                        layer.keys, layer.values = layer.keys[:, :, drop:], layer.values[:, :, drop:]
+        step_input = embed(torch.tensor(next_tokens, device=device)[:, None])
+        step_positions = positions[:, -1:] + 1
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+        positions = torch.cat([positions, step_positions], dim=1)
+        if not use_cache:
+            inputs = torch.cat([inputs, step_input], dim=1)
+    hidden = first.shape[-1]
+    return [GenerationOutput(token_ids=row.tokens, stopped=row.stopped,
+                             seg_hidden=torch.stack(row.seg_hidden) if row.seg_hidden else first.new_zeros(0, hidden))
+            for row in rows]

@@ -243,6 +243,17 @@ def _prediction(session: "VideoSession", prompt: "SessionPrompt") -> StreamingPr
     )
 
 
+def check_prompts_container(prompts: Any) -> list[Any]:
+    """`prompts` as a list, when it is a list or tuple.
+
+    Raises:
+        InputError: anything else (a prompt must be a string or a list of strings).
+    """
+    if not isinstance(prompts, (list, tuple)):
+        raise InputError(f"the prompt must be a string or a list of strings, got {type(prompts).__name__}")
+    return list(prompts)
+
+
 def check_prompts(prompts: Any) -> list[str]:
     """The prompts as a list of non-blank strings.
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from videoglamm.config import LoRAConfig, VideoGLaMMConfig
-from videoglamm.errors import ConfigError, ShapeMismatchError, TokenCountError
+from videoglamm.errors import ConfigError, InputError, ShapeMismatchError, TokenCountError
 from videoglamm.modeling.adapters import VisionAdapter
 from videoglamm.modeling.llm import build_llm, causal_lm, has_lora, set_llm_trainable, unwrap_merged, wrap_with_lora
 from videoglamm.modeling.losses import mask_bce, mask_dice
@@ -293,29 +293,58 @@ class VideoGLaMM(nn.Module):
             self.processor = VideoGLaMMProcessor.from_preset(self.config.preset)
         return self.processor
 
-    def predict(self, video: "VideoLike", prompt: str | Sequence[str], **options: Any) -> "GroundingResult | list[GroundingResult]":
+    def predict(self, video: "VideoLike | Sequence[VideoLike]", prompt: str | Sequence[str] | Sequence[Sequence[str]],
+                **options: Any) -> "GroundingResult | list[GroundingResult] | list[list[GroundingResult]]":
         """Answer `prompt` about `video` with text and one mask track per `[SEG]`.
 
         Args:
-            video: a file path (read with decord), a folder of frame images, a list of image paths or PIL
-                images, or uint8 (T, H, W, 3).
-            prompt: one prompt, or a list of prompts (the video is then encoded once for all).
+            video: a file path (read with decord), a folder of frame images (name order), a list of image paths
+                or PIL images, or uint8 (T, H, W, 3); or a list of such videos, answered in batches
+                (`predict_batch`).
+            prompt: one prompt, or a list of prompts (the video is then encoded once for all); for a list of
+                videos, one list of prompts per video or one flat list asked of every video.
             **options: see `videoglamm.modeling.predict.PredictOptions` (num_frames, frame_sampling,
                 frame_indices, max_new_tokens, do_sample, mask_mode, prompt_frames, ...); what is not given
                 comes from the model's own defaults, `config.inference`.
 
         Returns:
-            `GroundingResult` (a list of them for a list of prompts).
+            `GroundingResult` (a list of them for a list of prompts; `results[i][j]` for a list of videos).
 
         Raises:
             InputError: an unknown option or a value out of range, a bad video or prompt.
         """
-        from videoglamm.modeling.predict import PredictOptions, check_prompts, predict_many
+        from videoglamm.modeling.batched import is_video_list
+        from videoglamm.modeling.predict import check_prompts_container
+
+        if is_video_list(video):
+            return self.predict_batch(video, prompt, **options)
+        if not isinstance(prompt, str):
+            if any(isinstance(p, (list, tuple)) for p in check_prompts_container(prompt)):
+                raise InputError("nested prompt lists need a list of videos (one prompt list per video)")
+        results = self.predict_batch([video], [[prompt] if isinstance(prompt, str) else list(prompt)], **options)[0]
+        return results[0] if isinstance(prompt, str) else results
+
+    def predict_batch(self, videos: "Sequence[VideoLike]", prompts: Sequence[str] | Sequence[Sequence[str]],
+                      **options: Any) -> "list[list[GroundingResult]]":
+        """Several prompts on several videos: visual encoding, generation and SAM2 tracking batched
+        (`videoglamm.modeling.batched`); greedy results equal one-at-a-time calls.
+
+        Args:
+            videos: videos as `predict` takes them.
+            prompts: one list of prompts per video, or one flat list asked of every video.
+            **options: as `predict`.
+
+        Returns:
+            `results[i][j]`: the answer to prompt j on video i.
+
+        Raises:
+            InputError: as `predict`; prompt lists that do not match the videos.
+        """
+        from videoglamm.modeling.batched import predict_batch
+        from videoglamm.modeling.predict import PredictOptions
 
         opts = PredictOptions.for_model(self.config, **options)
-        prompts = check_prompts(prompt)
-        results = predict_many(self, self._processor(), video, prompts, opts)
-        return results[0] if isinstance(prompt, str) else results
+        return predict_batch(self, self._processor(), list(videos), prompts, opts)
 
     def predict_stream(self, video: "VideoLike", prompt: str, **options: Any) -> "StreamingPrediction":
         """Like `predict`, but masks are computed as the result is iterated:

@@ -357,7 +357,7 @@ def load_tokenizer(name_or_path: str | os.PathLike, tokenizer_path: str | os.Pat
     AutoConfig.register(VideoGLaMMConfig.model_type, VideoGLaMMConfig, exist_ok=True)
     candidates = [Path(p) for p in (tokenizer_path, name_or_path) if p is not None]
     candidates.append(PACKAGED_TOKENIZERS / str(name_or_path).split("/")[-1])
-    if str(name_or_path).startswith("videoglamm-tiny"):
+    if str(name_or_path).startswith(("videoglamm-tiny", "videoglamm-mid")):  # both use the tiny tokenizer
         candidates.append(PACKAGED_TOKENIZERS / "videoglamm-tiny")
     for path in candidates:
         if is_slow_llama_folder(path):
