@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
