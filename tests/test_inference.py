@@ -229,3 +229,18 @@ def test_video_files_are_decoded_for_the_encoders_as_the_official_demo(two_seg_m
     result = two_seg_model.predict(str(path), "describe", max_new_tokens=4)
     assert result.frame_indices == expected
     assert all(m.shape[0] == t for m in result.masks)  # masks still cover every frame
+
+
+def test_answers_stop_at_every_phi3_stop_id(two_seg_model):
+    # Phi-3's generation config stops on <|endoftext|> (32000), <|assistant|> (32001) and <|end|> (32007).
+    from videoglamm.modeling.predict import stop_token_ids
+
+    tok = two_seg_model.processor.tokenizer
+    vocab = tok.get_vocab()
+    assert stop_token_ids(two_seg_model.config, tok) == {vocab["<|endoftext|>"], vocab["<|assistant|>"], vocab["<|end|>"]}
+    # A tag the tokenizer lacks is not a stop id (convert_tokens_to_ids would have given <unk>).
+    class NoAssistant:
+        def get_vocab(self):
+            return {k: v for k, v in vocab.items() if k != "<|assistant|>"}
+
+    assert vocab["<|assistant|>"] not in stop_token_ids(two_seg_model.config, NoAssistant())
