@@ -134,6 +134,23 @@ class _Group:
             self.tracker.keep_objects(rows)
 
 
+def remove_from_groups(groups: list[Any], obj_id: int) -> None:
+    """Drop `obj_id` from the object group (`.ids`, `.keep(rows)`) that holds it; an emptied group goes.
+
+    Raises:
+        InputError: no group holds `obj_id`.
+    """
+    for group in groups:
+        if obj_id in group.ids:
+            rows = [r for r, i in enumerate(group.ids) if i != obj_id]
+            if rows:
+                group.keep(rows)
+            else:
+                groups.remove(group)
+            return
+    raise InputError(f"no object {obj_id} in this session; its objects are {[i for g in groups for i in g.ids]}")
+
+
 def _as_frame(frame: Any) -> Tensor:
     if hasattr(frame, "convert"):  # PIL
         frame = np.asarray(frame.convert("RGB"))
@@ -261,15 +278,7 @@ class VideoSession:
         Raises:
             InputError: no such object in the session.
         """
-        for group in self._groups:
-            if obj_id in group.ids:
-                rows = [r for r, i in enumerate(group.ids) if i != obj_id]
-                if rows:
-                    group.keep(rows)
-                else:
-                    self._groups.remove(group)
-                return
-        raise InputError(f"no object {obj_id} in this session; its objects are {self.object_ids}")
+        remove_from_groups(self._groups, obj_id)
 
     # -- state -------------------------------------------------------------------------------------
     @property

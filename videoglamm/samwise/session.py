@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from videoglamm.errors import InputError, ShapeMismatchError
-from videoglamm.modeling.session import SessionFrameOutput, _as_frame
+from videoglamm.modeling.session import SessionFrameOutput, _as_frame, remove_from_groups
 from videoglamm.samwise.processing import TextBatch
 from videoglamm.samwise.streaming import HSA_SCOPES, ClipTracker, _open, hsa_scope
 
@@ -127,15 +127,7 @@ class SAMWISESession:
         Raises:
             InputError: no such object.
         """
-        for group in self._groups:
-            if obj_id in group.ids:
-                rows = [r for r, i in enumerate(group.ids) if i != obj_id]
-                if rows:
-                    group.keep(rows)
-                else:
-                    self._groups.remove(group)
-                return
-        raise InputError(f"no object {obj_id} in this session; its objects are {self.object_ids}")
+        remove_from_groups(self._groups, obj_id)
 
     @property
     def object_ids(self) -> list[int]:
