@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -80,14 +80,24 @@ def _fingerprint(files: list[Path], **extra: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _commit(staged: Path, entry: Path) -> Path:
-    """Rename a finished conversion onto its cache entry; a concurrent identical conversion may win."""
+def _cached(entry: Path, write: Callable[[Path], None]) -> Path:
+    """The cache entry `entry`, made by `write(folder)` in a staging folder when missing, then renamed into
+    place (a concurrent identical conversion may win the rename); a failed write leaves nothing behind."""
+    if (entry / "config.json").is_file():
+        return entry
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
-        os.replace(staged, entry)
-    except OSError:
-        if not (entry / "config.json").is_file():
-            raise
-    return entry
+        target = staging / entry.name
+        write(target)
+        try:
+            os.replace(target, entry)
+        except OSError:
+            if not (entry / "config.json").is_file():
+                raise
+        return entry
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def converted_videoglamm_release(
@@ -118,17 +128,8 @@ def converted_videoglamm_release(
     clip_files = [s.path for s in list_shards(clip)]
     tok_files = [p for p in sorted(tokenizer.iterdir()) if p.is_file()] if tokenizer is not None else []
     key = _fingerprint(release_files + clip_files + tok_files, config=cfg.to_json_string())
-    entry = cache / f"videoglamm-release-{key}"
-    if (entry / "config.json").is_file():
-        return entry
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
-    try:
-        target = staging / entry.name
-        convert_release_folder(src, target, clip=clip, tokenizer=tokenizer, config=cfg, progress=progress, hub=hub)
-        return _commit(target, entry)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return _cached(cache / f"videoglamm-release-{key}", lambda target: convert_release_folder(
+        src, target, clip=clip, tokenizer=tokenizer, config=cfg, progress=progress, hub=hub))
 
 
 def load_samwise_checkpoint(path: Path) -> dict[str, Any]:
@@ -185,16 +186,10 @@ def converted_samwise_file(src: Path, *, config: Any, cache: Path, hub: dict[str
     from videoglamm.convert import provenance
 
     key = _fingerprint([src], config=config.to_json_string())
-    entry = cache / f"samwise-release-{key}"
-    if (entry / "config.json").is_file():
-        return entry
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
-    try:
+
+    def write(target: Path) -> None:
         model, _ = convert_samwise_file(src, config)
         model.card = provenance.samwise_release(provenance.sources([src], hub=hub))
-        target = staging / entry.name
         model.save_pretrained(target)
-        return _commit(target, entry)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return _cached(cache / f"samwise-release-{key}", write)
